@@ -1,0 +1,20 @@
+"""Learned inference engines (SPEC §3): Ladder, Recurrent Ladder and their cells."""
+from .base import (EngineOutput, InferenceEngine, IterationOutput, ShapeError,
+                   check_shape)
+from .cells import (ENCODER_CELLS, NORM_KINDS, EncoderCell, GRUEncoderCell,
+                    LSTMEncoderCell, build_encoder_cell, make_norm)
+from .combinator import LadderCombinator
+from .decoder_cells import (DECODER_CELLS, DecoderCell, G1DecoderCell,
+                            LadderCombinatorDecoderCell, build_decoder_cell)
+from .factory import build_engine, register_engine
+from .ladder import Ladder, LadderConfig
+from .rladder import RLadder, RLadderCarry, RLadderConfig
+
+__all__ = [
+    "EngineOutput", "InferenceEngine", "IterationOutput", "ShapeError", "check_shape",
+    "ENCODER_CELLS", "NORM_KINDS", "EncoderCell", "GRUEncoderCell", "LSTMEncoderCell",
+    "build_encoder_cell", "make_norm", "LadderCombinator",
+    "DECODER_CELLS", "DecoderCell", "G1DecoderCell", "LadderCombinatorDecoderCell",
+    "build_decoder_cell", "build_engine", "register_engine",
+    "Ladder", "LadderConfig", "RLadder", "RLadderCarry", "RLadderConfig",
+]

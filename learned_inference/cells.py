@@ -1,0 +1,139 @@
+"""Cell APIs and the fully connected encoder cells of the Recurrent Ladder (SPEC §3.2).
+
+Two small abstract APIs let the RLadder engine stay agnostic of what its cells compute,
+so that convolutional cells (ConvLSTM, ConvG1/2/3) can plug in later:
+
+* :class:`EncoderCell` - stateful: ``init_state(batch, device, dtype)`` and
+  ``forward(inp, state) -> (output, new_state)``. ``inp`` is the concatenation along
+  dim 1 (features / channels) of the bottom-up input ``e_{l-1,t}`` and the decoder output
+  ``d_{l,t-1}`` of the same level at the previous iteration (the engine builds it).
+* :class:`DecoderCell` (see :mod:`learned_inference.decoder_cells`) - stateless:
+  ``forward(top_down, lateral) -> output``.
+
+Dim 1 is the unit / channel axis in both the fully connected ``(batch, width)`` and the
+convolutional ``(batch, channels, H, W)`` layouts.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import torch
+from torch import nn
+
+from .base import check_shape
+
+#: normalisation kinds accepted by :func:`make_norm`
+NORM_KINDS = ("none", "batch", "layer")
+#: encoder cell names accepted by :func:`build_encoder_cell`
+ENCODER_CELLS = ("gru", "lstm")
+
+
+def make_norm(kind: str, width: int, affine: bool = True) -> nn.Module:
+    """A normalisation over the ``width`` units of a ``(batch, width)`` tensor.
+
+    ``"batch"``: BatchNorm1d (batch statistics in training, running ones in eval);
+    ``"layer"``: LayerNorm over the units; ``"none"``: identity. ``affine=False`` gives a
+    pure normalisation without learned scale/shift.
+    """
+    if kind == "none":
+        return nn.Identity()
+    if kind == "batch":
+        return nn.BatchNorm1d(width, affine=affine)
+    if kind == "layer":
+        return nn.LayerNorm(width, elementwise_affine=affine)
+    raise ValueError(f"norm: expected one of {NORM_KINDS}, got {kind!r}")
+
+
+class EncoderCell(nn.Module, abc.ABC):
+    """Stateful encoder cell of level ``l`` (SPEC §3.2).
+
+    Attributes:
+        input_width: width of ``inp`` = width of ``e_{l-1}`` (+ width of ``d_l`` when the
+            engine has a decoder).
+        output_width: width of the output ``e_l`` passed up and sideways.
+    """
+
+    input_width: int
+    output_width: int
+
+    @abc.abstractmethod
+    def init_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> Any:
+        """The state before the first iteration (zeros)."""
+
+    @abc.abstractmethod
+    def forward(self, inp: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """One iteration: ``(batch, input_width)`` -> ``(output (batch, output_width), state)``."""
+
+
+class _RNNEncoderCell(EncoderCell):
+    """Shared part of the GRU/LSTM cells: an optional input projection.
+
+    With ``input_norm != "none"`` the input first goes through ``Linear -> norm`` (to the
+    hidden width), as the paper normalises the input-to-state projections of its
+    recurrent encoder cells (RLadder paper, App. A.4); with ``"none"`` the torch cell sees
+    ``inp`` directly.
+    """
+
+    def __init__(self, input_width: int, hidden_width: int, input_norm: str) -> None:
+        super().__init__()
+        self.input_width = input_width
+        self.output_width = hidden_width
+        if input_norm == "none":
+            self.proj: nn.Module = nn.Identity()
+            self._cell_input = input_width
+        else:
+            self.proj = nn.Sequential(nn.Linear(input_width, hidden_width, bias=False),
+                                      make_norm(input_norm, hidden_width))
+            self._cell_input = hidden_width
+
+    def _project(self, inp: torch.Tensor) -> torch.Tensor:
+        check_shape(inp, (None, self.input_width), "inp")
+        return self.proj(inp)
+
+
+class GRUEncoderCell(_RNNEncoderCell):
+    """GRU encoder cell (wraps :class:`torch.nn.GRUCell`); state = output = ``h``."""
+
+    def __init__(self, input_width: int, hidden_width: int, input_norm: str = "layer") -> None:
+        super().__init__(input_width, hidden_width, input_norm)
+        self.cell = nn.GRUCell(self._cell_input, hidden_width)
+
+    def init_state(self, batch: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        return torch.zeros(batch, self.output_width, device=device, dtype=dtype)
+
+    def forward(self, inp: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        check_shape(state, (inp.shape[0], self.output_width), "state")
+        h = self.cell(self._project(inp), state)
+        return h, h
+
+
+class LSTMEncoderCell(_RNNEncoderCell):
+    """LSTM encoder cell (wraps :class:`torch.nn.LSTMCell`); state ``(h, c)``, output ``h``."""
+
+    def __init__(self, input_width: int, hidden_width: int, input_norm: str = "layer") -> None:
+        super().__init__(input_width, hidden_width, input_norm)
+        self.cell = nn.LSTMCell(self._cell_input, hidden_width)
+
+    def init_state(self, batch: int, device: torch.device,
+                   dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        z = torch.zeros(batch, self.output_width, device=device, dtype=dtype)
+        return z, z.clone()
+
+    def forward(self, inp: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        h, c = state
+        check_shape(h, (inp.shape[0], self.output_width), "state.h")
+        check_shape(c, (inp.shape[0], self.output_width), "state.c")
+        h, c = self.cell(self._project(inp), (h, c))
+        return h, (h, c)
+
+
+def build_encoder_cell(name: str, input_width: int, hidden_width: int,
+                       input_norm: str = "layer") -> EncoderCell:
+    """``name`` in :data:`ENCODER_CELLS` -> a fully connected encoder cell."""
+    if name == "gru":
+        return GRUEncoderCell(input_width, hidden_width, input_norm)
+    if name == "lstm":
+        return LSTMEncoderCell(input_width, hidden_width, input_norm)
+    raise ValueError(f"encoder_cell: expected one of {ENCODER_CELLS}, got {name!r}")

@@ -1,0 +1,133 @@
+"""``pgm-ladder check static``: the main job (SPEC §4 on the static hierarchy).
+
+Trains a Ladder and an RLadder with the shared trainer (``static`` experiment, one run
+directory each under ``--out``), then scores both, VB after the same number of sweeps and
+the Wiener filter against the exact posterior on the same fresh samples, per iteration.
+Writes ``OUT/results.json`` and ``OUT/curves.png`` and prints the tables.
+Re-running with the same ``--out`` reuses finished engine runs and resumes interrupted ones.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from pgm_ladder import harness, report
+from pgm_ladder.checks import static_experiment as exp
+from pgm_ladder.training import runner
+from pgm_ladder.training.config import apply_overrides, config_to_dict
+from pgm_ladder.training.provenance import provenance
+from pgm_ladder.training.run_dir import RunDir
+
+ENGINES = ("ladder", "rladder")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("static", help="Ladder and RLadder vs the exact posterior of the "
+                              "embedded static Gaussian hierarchy",
+                              description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=sorted(exp.EMBEDDED_MODELS), default="mixture",
+                   help="embedded explicit model (default: mixture)")
+    p.add_argument("--preset", choices=sorted(exp.PRESETS), default="cpu",
+                   help="training/eval budget (default: cpu, about 5 minutes on 2 cores)")
+    p.add_argument("--steps", type=int, default=None, help="training steps per engine")
+    p.add_argument("--seed", type=int, default=0, help="training seed (model and eval set are fixed)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps")
+    p.add_argument("--out", type=Path, default=Path("runs/check-static"), help="output directory")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any field of the static experiment config (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def engine_overrides(args, engine: str) -> list[str]:
+    sets = [f"task.model={args.model}", f"task.engine={engine}", f"train.device={args.device}"]
+    if args.steps is not None:
+        sets.append(f"train.steps={args.steps}")
+    return sets + list(args.overrides)
+
+
+def train_or_reuse(args, engine: str):
+    """Train ``engine`` into ``OUT/engine``; reuse a finished run, resume an interrupted one."""
+    overrides = engine_overrides(args, engine)
+    config = apply_overrides(exp.PRESETS[args.preset](), overrides)
+    run_dir = args.out / engine
+    if RunDir(run_dir).config.exists():
+        print(f"[{engine}] continuing the run in {run_dir}")
+        result = runner.resume(run_dir, quiet=args.quiet)
+    else:
+        result = runner.train(exp.SPEC, config, run_dir, preset=args.preset, seed=args.seed,
+                              overrides=overrides, quiet=args.quiet)
+    return config, result
+
+
+def score_all(model, engines: dict, config, device) -> tuple[harness.EvalSet, dict]:
+    data = harness.make_eval_set(model, config.task.eval_samples, config.task.eval_seed)
+    scores = {name: harness.score_engine(net, data, config.task.iterations, device)
+              for name, net in engines.items()}
+    scores["vb"] = harness.score_vb(model, data, sweeps=config.task.iterations)
+    scores["wiener"] = harness.score_wiener(model, data)
+    return data, scores
+
+
+def tables(data: harness.EvalSet, scores: dict, iterations: int) -> str:
+    at = report.at
+    rows = [[t + 1] + [at(scores[k].mse_ratio, t) for k in ("ladder", "rladder", "vb")]
+            + [scores["wiener"].mse_ratio[0]] for t in range(iterations)]
+    out = [f"Denoising: MSE / Bayes MSE (Bayes MSE = {data.bayes_mse:.4f} per sample, "
+           f"{data.size} fresh samples; 1 is optimal)",
+           report.text_table(["iteration", "Ladder", "RLadder", "VB", "Wiener"], rows)]
+    if data.class_probs is not None:
+        rows = [[t + 1] + [at(scores[k].kl, t) for k in ("ladder", "rladder", "vb")]
+                + [at(scores[k].error_gap, t) for k in ("ladder", "rladder", "vb")]
+                for t in range(iterations)]
+        out += ["", f"Classification: KL(p(c|x̃) ‖ q(c|x̃)) in nats, and error − Bayes error "
+                f"(Bayes error = {data.bayes_error:.4f})",
+                report.text_table(["iteration", "KL Ladder", "KL RLadder", "KL VB",
+                                   "gap Ladder", "gap RLadder", "gap VB"], rows)]
+    levels = len(data.posterior_means)
+    rows = [[name] + [at(scores[name].probe_r2[-1], l) for l in range(levels)]
+            for name in ENGINES]
+    out += ["", "Linear probes (last iteration): R² from engine level l to E[s_l | x̃]",
+            report.text_table(["engine"] + [f"level {l}" for l in range(levels)], rows)]
+    return "\n".join(out)
+
+
+def results_payload(args, config, data, scores, train_results, wall, device) -> dict:
+    payload = {name: scores[name].as_dict() for name in (*ENGINES, "vb")}
+    payload["wiener"] = {"mse_ratio": scores["wiener"].mse_ratio[0]}
+    payload["bayes"] = {"mse": data.bayes_mse, "error": data.bayes_error,
+                        "eval_samples": data.size}
+    payload["settings"] = {
+        "model": args.model, "model_args": exp.EMBEDDED_MODELS[args.model], "preset": args.preset,
+        "seed": args.seed, "iterations": config.task.iterations,
+        "engines": {name: {"run_dir": str(res.run_dir), "steps": res.step,
+                           "config": config_to_dict(cfg)}
+                    for name, (cfg, res) in train_results.items()},
+    }
+    payload["wall_time_s"] = wall
+    payload.update(provenance(device))
+    return payload
+
+
+def run(args) -> int:
+    start = time.time()
+    args.out.mkdir(parents=True, exist_ok=True)
+    model = exp.embedded_model(args.model)
+    print(f"explicit model: {model}")
+    train_results = {engine: train_or_reuse(args, engine) for engine in ENGINES}
+    config = train_results["rladder"][0]
+    device = next(train_results["rladder"][1].model.parameters()).device
+    engines = {name: res.model for name, (_, res) in train_results.items()}
+    data, scores = score_all(model, engines, config, device)
+    print()
+    print(tables(data, scores, config.task.iterations))
+    payload = results_payload(args, config, data, scores, train_results, time.time() - start, device)
+    report.write_json_atomic(args.out / "results.json", payload)
+    from pgm_ladder.checks.static_figures import plot_curves
+
+    plot_curves(payload, args.out / "curves.png")
+    print(f"\nwrote {args.out / 'results.json'} and {args.out / 'curves.png'} "
+          f"({payload['wall_time_s']:.0f} s)")
+    return 0

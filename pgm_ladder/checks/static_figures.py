@@ -1,0 +1,44 @@
+"""``curves.png`` of ``check static``: metrics against iterations, engines beside VB, the
+Wiener filter and the optimum (SPEC §4 "per-iteration curve")."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+STYLES = {"ladder": dict(marker="s", ls="none", label="Ladder"),
+          "rladder": dict(marker="o", ls="-", label="RLadder"),
+          "vb": dict(marker="^", ls="--", label="VB (sweeps)")}
+PANELS = (("mse_ratio", "MSE / Bayes MSE", 1.0),
+          ("kl", "KL(p(c|x̃) ‖ q(c|x̃)) [nats]", 0.0),
+          ("error_gap", "error − Bayes error", 0.0))
+
+
+def plot_curves(results: dict, path: Path) -> None:
+    panels = [p for p in PANELS if any(results[k].get(p[0]) for k in STYLES)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+    for ax, (metric, title, optimum) in zip(axes[0], panels):
+        for key, style in STYLES.items():
+            values = results[key].get(metric) or []
+            if values:
+                ax.plot(range(1, len(values) + 1), values, **style)
+        if metric == "mse_ratio":
+            ax.axhline(results["wiener"]["mse_ratio"], color="gray", ls=":", label="Wiener (linear)")
+        ax.axhline(optimum, color="k", lw=0.8, label="Bayes optimum")
+        ax.set_xlabel("iteration")
+        ax.set_title(title, fontsize=10)
+        ax.set_yscale("log" if metric != "mse_ratio" and _positive(results, metric) else "linear")
+    axes[0][0].legend(fontsize=8)
+    settings = results["settings"]
+    fig.suptitle(f"check static — model {settings['model']}, preset {settings['preset']}, "
+                 f"seed {settings['seed']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _positive(results: dict, metric: str) -> bool:
+    return all(v > 0 for k in STYLES for v in (results[k].get(metric) or []))

@@ -1,0 +1,47 @@
+"""The ``pgm-ladder`` command line.
+
+Sub-commands are registered by the modules that own them:
+
+* ``check ...``  — learned engines scored against explicit models (``pgm_ladder.checks``)
+* ``train / eval / resume / list / sweep / table`` — the shared training infrastructure
+  (``pgm_ladder.training.commands``)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pgm-ladder",
+        description="Explicit probabilistic models vs learned Ladder-family inference.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    from pgm_ladder.checks import register_commands as register_checks
+
+    register_checks(sub)
+    try:
+        from pgm_ladder.training.commands import register_commands as register_training
+    except ImportError:  # the training package is optional while it is being built
+        register_training = None
+    if register_training is not None:
+        register_training(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""The experiment commands of ``pgm-ladder``: train, eval, resume, list, sweep, table.
+
+``register_commands(subparsers)`` adds them to the ``pgm-ladder`` parser; ``python -m
+pgm_ladder.training`` runs them on their own. Every command returns an exit status:
+0 done, 1 failed, 2 a bad config or option, 128+N stopped by signal N (after writing a
+checkpoint).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from pgm_ladder.report import text_table
+from pgm_ladder.training import distributed as ddp
+from pgm_ladder.training import runner, tables
+from pgm_ladder.training.config import apply_overrides
+from pgm_ladder.training.errors import ConfigError, TrainingError, TrainingInterrupted
+from pgm_ladder.training.registry import get_experiment, list_experiments
+from pgm_ladder.training.run_dir import RunDir
+
+
+def _run_options(p: argparse.ArgumentParser, *, new_run: bool) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set optim.lr=3e-4 (repeatable)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (train.device)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or messages")
+    if new_run:
+        p.add_argument("--preset", required=True, help="smoke, cpu or paper (SPEC §7)")
+        p.add_argument("--amp", choices=["off", "bf16"], help="mixed precision (train.amp)")
+        p.add_argument("--compile", action="store_true", default=None,
+                       help="torch.compile the model (train.compile; CUDA only)")
+
+
+def _flag_overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` values followed by the dedicated flags, as ``KEY=VALUE`` overrides."""
+    out = list(args.overrides)
+    if args.device:
+        out.append(f"train.device={args.device}")
+    if getattr(args, "amp", None):
+        out.append(f"train.amp={args.amp}")
+    if getattr(args, "compile", None):
+        out.append("train.compile=true")
+    return out
+
+
+def register_commands(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train an experiment into a new run directory")
+    p.add_argument("experiment")
+    p.add_argument("--out", type=Path, help="run directory (default runs/EXP-PRESET-seedS-TIME)")
+    p.add_argument("--seed", type=int, default=0)
+    _run_options(p, new_run=True)
+    p.set_defaults(func=_guard("train", cmd_train))
+
+    p = subparsers.add_parser("resume", help="continue a run from its latest checkpoint")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--checkpoint", type=Path, help="resume from this checkpoint instead")
+    _run_options(p, new_run=False)
+    p.set_defaults(func=_guard("resume", cmd_resume))
+
+    p = subparsers.add_parser("eval", help="evaluate a run's latest checkpoint")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--checkpoint", type=Path, help="evaluate this checkpoint instead")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    p.set_defaults(func=_guard("eval", cmd_eval))
+
+    p = subparsers.add_parser("list", help="list the experiments and their presets")
+    p.set_defaults(func=_guard("list", cmd_list))
+
+    p = subparsers.add_parser("sweep", help="train one experiment with several seeds")
+    p.add_argument("experiment")
+    p.add_argument("--seeds", type=int, nargs="+", required=True)
+    p.add_argument("--out", type=Path, help="sweep directory (default runs/EXP-PRESET-sweep-TIME)")
+    _run_options(p, new_run=True)
+    p.set_defaults(func=_guard("sweep", cmd_sweep))
+
+    p = subparsers.add_parser("table", help="mean ± std tables over the runs' seeds")
+    p.add_argument("run_dirs", type=Path, nargs="+",
+                   help="run directories (or sweep directories holding them)")
+    p.add_argument("--markdown", type=Path, help="also write the Markdown table here")
+    p.add_argument("--csv", type=Path, help="also write the table as CSV here")
+    p.set_defaults(func=_guard("table", cmd_table))
+
+
+def _guard(name: str, command: Callable[[argparse.Namespace], int]):
+    """Turn the training errors into a one-line message and an exit status."""
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except TrainingInterrupted as err:
+            print(f"pgm-ladder {name}: {err}", file=sys.stderr)
+            return 128 + err.signum
+        except TrainingError as err:
+            print(f"pgm-ladder {name}: error: {err}", file=sys.stderr)
+            return 2 if isinstance(err, ConfigError) else 1
+    return run
+
+
+def _main_process() -> bool:
+    return ddp.from_environment().is_main
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    spec = get_experiment(args.experiment)
+    overrides = _flag_overrides(args)
+    config = apply_overrides(spec.preset(args.preset), overrides)
+    result = runner.train(spec, config, args.out, preset=args.preset, seed=args.seed,
+                          overrides=overrides, quiet=args.quiet)
+    if _main_process():
+        print(result.run_dir)
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    result = runner.resume(args.run_dir, checkpoint=args.checkpoint,
+                           overrides=_flag_overrides(args), quiet=args.quiet)
+    if _main_process():
+        print(result.run_dir)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    metrics = runner.evaluate_run(args.run_dir, checkpoint=args.checkpoint, device=args.device)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = [(s.name, ", ".join(s.presets), s.description) for s in list_experiments()]
+    print(text_table(["experiment", "presets", "description"], rows))
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Train each seed in ``OUT/seed-S`` one after the other (a finished seed is kept, an
+    interrupted one resumed), then write ``OUT/table.md`` and ``OUT/table.csv``."""
+    spec = get_experiment(args.experiment)
+    overrides = _flag_overrides(args)
+    config = apply_overrides(spec.preset(args.preset), overrides)
+    if args.out is None and ddp.from_environment().enabled:
+        raise ConfigError("sweep under torchrun needs --out (every process must name the "
+                          "same directory)")
+    out = args.out or Path("runs") / f"{spec.name}-{args.preset}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+    for seed in args.seeds:
+        run = RunDir(out / f"seed-{seed}")
+        if run.results.is_file():
+            continue
+        if run.config.is_file():
+            runner.resume(run.path, quiet=args.quiet)
+        else:
+            runner.train(spec, config, run.path, preset=args.preset, seed=seed,
+                         overrides=overrides, quiet=args.quiet)
+    if _main_process():
+        rows = tables.aggregate(tables.find_results(out / f"seed-{s}" for s in args.seeds))
+        print(tables.write_tables(rows, out / "table.md", out / "table.csv"))
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    rows = tables.aggregate(tables.find_results(args.run_dirs))
+    print(tables.write_tables(rows, args.markdown, args.csv))
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="pgm-ladder", description="pgm-ladder experiments")
+    register_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)

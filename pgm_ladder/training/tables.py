@@ -1,0 +1,125 @@
+"""Mean ± std over seeds of the final metrics of finished runs, as a Markdown table (one
+row per experiment and preset, one column per metric, the paper's number beside ours as
+in the papers' tables) and as CSV."""
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from pgm_ladder.report import text_table
+from pgm_ladder.training.run_dir import RunDir
+
+
+@dataclass
+class Row:
+    """The runs of one experiment and preset: per metric ``(mean, std)`` over seeds
+    (``std`` is NaN for a single seed) and the paper's number where there is one."""
+
+    experiment: str
+    preset: str
+    seeds: list[int]
+    stats: dict[str, tuple[float, float]] = field(default_factory=dict)
+    paper: dict[str, dict] = field(default_factory=dict)
+
+
+def find_results(paths: Iterable[Path]) -> list[dict]:
+    """The ``results.json`` of each run directory; a directory without one (a sweep)
+    contributes the runs directly inside it."""
+    found = []
+    for path in map(Path, paths):
+        run = RunDir(path)
+        if run.results.is_file():
+            found.append(run.read_results())
+            continue
+        inner = sorted(p for p in path.glob("*/results.json")) if path.is_dir() else []
+        if not inner:
+            run.read_results()  # raises, naming the directory
+        found += [RunDir(p.parent).read_results() for p in inner]
+    return found
+
+
+def aggregate(results: Sequence[dict]) -> list[Row]:
+    rows: dict[tuple[str, str], Row] = {}
+    values: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for res in results:
+        key = (res["experiment"], res["preset"])
+        row = rows.setdefault(key, Row(res["experiment"], res["preset"], []))
+        row.seeds += res["seeds"]
+        row.paper.update(res.get("paper_numbers", {}))
+        for name, value in res["metrics"].items():
+            values.setdefault(key, {}).setdefault(name, []).append(float(value))
+    for key, row in rows.items():
+        for name, vals in values.get(key, {}).items():
+            std = statistics.stdev(vals) if len(vals) > 1 else math.nan
+            row.stats[name] = (statistics.fmean(vals), std)
+    return list(rows.values())
+
+
+def _metrics(rows: Sequence[Row]) -> list[str]:
+    return list(dict.fromkeys(name for row in rows for name in row.stats))
+
+
+def _with_paper(rows: Sequence[Row]) -> set[str]:
+    return {name for row in rows for name in row.paper}
+
+
+def _pm(mean: float, std: Optional[float]) -> str:
+    if std is None or math.isnan(std):
+        return f"{mean:.4g}"
+    return f"{mean:.4g} ± {std:.2g}"
+
+
+def to_markdown(rows: Sequence[Row]) -> str:
+    metrics, paper = _metrics(rows), _with_paper(rows)
+    header = ["experiment", "preset", "seeds"]
+    for name in metrics:
+        header += [name] + ([f"{name} (paper)"] if name in paper else [])
+    body = []
+    for row in rows:
+        cells = [row.experiment, row.preset, str(len(row.seeds))]
+        for name in metrics:
+            cells.append(_pm(*row.stats[name]) if name in row.stats else None)
+            if name in paper:
+                p = row.paper.get(name)
+                cells.append(_pm(p["value"], p.get("std")) if p else None)
+        body.append(cells)
+    return text_table(header, body)
+
+
+def write_csv(rows: Sequence[Row], path: Path) -> None:
+    metrics, paper = _metrics(rows), _with_paper(rows)
+    header = ["experiment", "preset", "n_seeds", "seeds"]
+    for name in metrics:
+        header += [f"{name}_mean", f"{name}_std"]
+        if name in paper:
+            header += [f"{name}_paper", f"{name}_paper_std"]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(header)
+        for row in rows:
+            cells: list = [row.experiment, row.preset, len(row.seeds),
+                           " ".join(map(str, row.seeds))]
+            for name in metrics:
+                cells += list(row.stats.get(name, ("", "")))
+                if name in paper:
+                    p = row.paper.get(name) or {}
+                    cells += [p.get("value", ""), p.get("std", "")]
+            out.writerow(["" if isinstance(c, float) and math.isnan(c) else
+                          ("" if c is None else c) for c in cells])
+
+
+def write_tables(rows: Sequence[Row], markdown: Optional[Path], csv_path: Optional[Path]) -> str:
+    text = to_markdown(rows)
+    if markdown is not None:
+        Path(markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(markdown).write_text(text + "\n", encoding="utf-8")
+    if csv_path is not None:
+        write_csv(rows, csv_path)
+    return text
+

@@ -1,0 +1,85 @@
+"""``pgm-ladder check static`` end to end on the smoke preset (seconds)."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pgm_ladder.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("check") / "static"
+    assert main(["check", "static", "--preset", "smoke", "--out", str(out), "--quiet",
+                 "--device", "cpu"]) == 0
+    return out
+
+
+def test_results_json_has_the_documented_fields(smoke_run):
+    res = json.loads((smoke_run / "results.json").read_text())
+    iterations = res["settings"]["iterations"]
+    for name, length in (("ladder", 1), ("rladder", iterations), ("vb", iterations)):
+        for metric in ("mse_ratio", "kl", "error_gap"):
+            values = res[name][metric]
+            assert len(values) == length, (name, metric)
+            assert all(isinstance(v, float) for v in values)
+        assert all(v >= 1.0 - 1e-12 for v in res[name]["mse_ratio"])
+        assert all(v >= 0.0 for v in res[name]["error_gap"])
+    assert res["wiener"]["mse_ratio"] > 1.0
+    assert len(res["rladder"]["probe_r2"][-1]) == 3
+    assert res["settings"]["model"] == "mixture" and res["settings"]["preset"] == "smoke"
+    assert res["hardware"]["cpu_count"] >= 1 and "git_revision" in res
+    assert res["wall_time_s"] > 0
+    assert (smoke_run / "curves.png").stat().st_size > 1000
+    for engine in ("ladder", "rladder"):
+        assert (smoke_run / engine / "config.json").exists()
+        assert (smoke_run / engine / "results.json").exists()
+
+
+def test_rerun_reuses_the_finished_engine_runs(smoke_run, capsys):
+    before = json.loads((smoke_run / "results.json").read_text())
+    assert main(["check", "static", "--preset", "smoke", "--out", str(smoke_run), "--quiet",
+                 "--device", "cpu"]) == 0
+    after = json.loads((smoke_run / "results.json").read_text())
+    assert after["rladder"]["mse_ratio"] == before["rladder"]["mse_ratio"]
+    assert after["ladder"]["kl"] == before["ladder"]["kl"]
+    assert "continuing the run" in capsys.readouterr().out
+
+
+def test_linear_model_has_no_classification_scores(tmp_path):
+    out = tmp_path / "linear"
+    assert main(["check", "static", "--model", "linear", "--preset", "smoke", "--out", str(out),
+                 "--quiet", "--device", "cpu", "--steps", "5"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["rladder"]["kl"] == [] and res["ladder"]["error_gap"] == []
+    assert res["bayes"]["error"] is None
+    assert abs(res["wiener"]["mse_ratio"] - 1.0) < 1e-9  # Wiener is Bayes-optimal here
+
+
+def test_bad_override_names_the_key(tmp_path):
+    from pgm_ladder.training.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="rladder.encoder_cel"):
+        main(["check", "static", "--preset", "smoke", "--out", str(tmp_path / "x"), "--quiet",
+              "--set", "rladder.encoder_cel=lstm"])
+
+
+def test_cli_entry_point_help():
+    out = subprocess.run([sys.executable, "-m", "pgm_ladder.cli", "check", "static", "--help"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and "--model" in out.stdout and "--steps" in out.stdout
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"```bash\n(.*?)\n```", readme, flags=re.S)
+    test_command = [c for c in commands if "pytest" in c]
+    assert len(test_command) == 1
+    ci_lines = [l.strip() for l in (ROOT / ".ci" / "run").read_text().splitlines()
+                if l.strip() and not l.lstrip().startswith("#")]
+    assert test_command[0].strip() in ci_lines
