@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
 import torch
 
 
@@ -16,16 +17,23 @@ def _shape(t: torch.Tensor) -> str:
 
 
 def as_tensor(value, name: str, dtype: torch.dtype, device=None) -> torch.Tensor:
-    """Convert a tensor / array / list / number to a floating tensor of ``dtype``."""
+    """Convert a tensor / array / list / number to a real tensor of ``dtype``.
+
+    Non-tensors go through NumPy at full precision (``torch.as_tensor`` of a Python list
+    would round through float32 first)."""
     if value is None:
         raise ValueError(f"{name} is required")
+    if isinstance(value, torch.Tensor):
+        if value.is_complex() or value.dtype == torch.bool:
+            raise ValueError(f"{name} must be real-valued, got dtype {value.dtype}")
+        return value.to(dtype=dtype, device=device)
     try:
-        t = torch.as_tensor(value, device=device)
-    except Exception as exc:  # ragged lists, strings, ...
-        raise ValueError(f"{name} could not be converted to a tensor: {exc}") from None
-    if t.is_complex() or t.dtype == torch.bool:
-        raise ValueError(f"{name} must be real-valued, got dtype {t.dtype}")
-    return t.to(dtype=dtype)
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists, ...
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+    if arr.dtype.kind not in "fiu":
+        raise ValueError(f"{name} must be real-valued numbers, got dtype {arr.dtype}")
+    return torch.as_tensor(arr.astype(np.float64), device=device).to(dtype=dtype)
 
 
 def check_finite(t: torch.Tensor, name: str) -> None:

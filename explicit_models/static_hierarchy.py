@@ -327,11 +327,12 @@ class StaticGaussianHierarchy:
         return static_vb.run_vb(self, self.check_x_noisy(x_noisy), sweeps, covariance, init, relaxation,
                                 class_warmup)
 
-    def vb_fixed_point(self, x_noisy, covariance: str = "full", tol: float = 1e-12,
-                       max_sweeps: int = 100000, init="prior", relaxation="auto") -> static_vb.VBFixedPoint:
-        """Iterate VB to convergence; see :func:`static_vb.vb_fixed_point`."""
+    def vb_fixed_point(self, x_noisy, covariance: str = "full", tol: float = 1e-13, max_sweeps: int = 20000,
+                       init="prior", acceleration: Optional[str] = "anderson",
+                       memory: Optional[int] = None) -> static_vb.VBFixedPoint:
+        """Iterate VB to its fixed point; see :func:`static_vb.vb_fixed_point`."""
         return static_vb.vb_fixed_point(self, self.check_x_noisy(x_noisy), covariance, tol, max_sweeps,
-                                        init, relaxation)
+                                        init, acceleration, memory)
 
     def elbo(self, x_noisy, means, covs, class_probs=None, covariance: str = "full") -> torch.Tensor:
         """``E_q[log p(x̃, s, c)] + H[q]`` per sample (SPEC §2.1); see :func:`static_vb.elbo`."""

@@ -23,7 +23,8 @@ def smoke_run(tmp_path_factory):
 def test_results_json_has_the_documented_fields(smoke_run):
     res = json.loads((smoke_run / "results.json").read_text())
     iterations = res["settings"]["iterations"]
-    for name, length in (("ladder", 1), ("rladder", iterations), ("vb", iterations)):
+    for name, length in (("ladder", 1), ("rladder", iterations), ("vb", iterations),
+                         ("vb_prior", iterations)):
         for metric in ("mse_ratio", "kl", "error_gap"):
             values = res[name][metric]
             assert len(values) == length, (name, metric)

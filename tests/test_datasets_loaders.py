@@ -34,9 +34,12 @@ POLY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv(paths.CACHE_ENV, str(tmp_path_factory.getbasetemp() / "cache"))
+@pytest.fixture(scope="module", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Keep the checksum cache out of the user's home."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(paths.CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
+        yield
 
 
 @pytest.mark.parametrize("kind,count", [("train", 60000), ("test", 10000)])

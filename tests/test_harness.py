@@ -80,3 +80,24 @@ def test_eval_set_is_reproducible_from_its_seed():
     model = _mixture_model()
     a, b = harness.make_eval_set(model, 50, seed=9), harness.make_eval_set(model, 50, seed=9)
     assert torch.equal(a.x_noisy, b.x_noisy) and a.bayes_mse == b.bayes_mse
+
+
+def test_linear_init_at_level0_is_the_wiener_filter_of_the_mixture():
+    # Two independent computations of the best affine estimator of s_0: the model's
+    # Wiener filter and the harness's level-by-level linear estimate.
+    model = _mixture_model()
+    x = model.sample(200, generator=torch.Generator().manual_seed(4)).x_noisy
+    A, a = model.wiener_denoiser()
+    init = harness.linear_gaussian_init(model, x)
+    assert torch.allclose(init["means"][0], x @ A.T + a, rtol=1e-9, atol=1e-9)
+    assert [m.shape[-1] for m in init["means"]] == model.widths
+
+
+def test_vb_from_the_linear_init_is_at_the_fixed_point_on_a_linear_model():
+    linear = StaticGaussianHierarchy.random([6, 4, 3], seed=2, noise_std=1.0)
+    data = harness.make_eval_set(linear, 200, seed=1)
+    init = harness.linear_gaussian_init(linear, data.x_noisy)
+    for got, want in zip(init["means"], data.posterior_means):
+        assert torch.allclose(got, want, rtol=1e-9, atol=1e-9)
+    curves = harness.score_vb(linear, data, sweeps=2, init="linear")
+    assert all(abs(r - 1.0) < 1e-10 for r in curves.mse_ratio)

@@ -86,21 +86,22 @@ class MovingMNIST(ArrayBundle):
 
 def segment(layers: np.ndarray, threshold: int) -> np.ndarray:
     """Per-pixel identity from per-digit ink ``layers`` (K, ...): 1..K, BACKGROUND or OVERLAP."""
-    count = np.zeros(layers.shape[1:], dtype=np.int16)
-    owner = np.zeros(layers.shape[1:], dtype=np.int8)
+    count = np.zeros(layers.shape[1:], dtype=np.int8)
+    code = np.zeros(layers.shape[1:], dtype=np.int16)  # sum of (k + 1) over covering digits
     for j, layer in enumerate(layers):
-        covers = layer >= threshold
+        covers = (layer >= threshold).view(np.int8)
         count += covers
-        owner[covers] = j + 1
-    owner[count > 1] = OVERLAP
-    return owner
+        code += covers * np.int16(j + 1)
+    return np.where(count > 1, np.int16(OVERLAP), code).astype(np.int8)
+
 
 def render_layers(digits: np.ndarray, corners: np.ndarray, canvas_size: int) -> np.ndarray:
     """Per-digit ink layers (K, N, T, H, H) uint8 of digits (N, K, 28, 28) at corners (N, T, K, 2)."""
     n, t, k = corners.shape[:3]
     layers = np.empty((k, n, t, canvas_size, canvas_size), dtype=np.uint8)
     for j in range(k):
-        sprites = np.broadcast_to(digits[:, j, None], (n, t, IMAGE_SIZE, IMAGE_SIZE)).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+        sprites = np.broadcast_to(digits[:, j, None], (n, t, IMAGE_SIZE, IMAGE_SIZE))
+        sprites = sprites.reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
         rows, cols = corners[:, :, j].reshape(-1, 2).T
         layers[j] = paste(sprites, rows, cols, canvas_size).reshape(n, t, canvas_size, canvas_size)
     return layers
@@ -139,7 +140,9 @@ def generate_moving_mnist(
     for lo in range(0, n, chunk):
         rows = slice(lo, min(n, lo + chunk))
         layers = render_layers(mnist.images[digit_index[rows]], corners[rows], h)
-        frames[rows] = layers.max(axis=0)
+        frames[rows] = layers[0]
+        for layer in layers[1:]:
+            np.maximum(frames[rows], layer, out=frames[rows])
         segmentation[rows] = segment(layers, settings.ink_threshold)
     return MovingMNIST(
         frames=frames,

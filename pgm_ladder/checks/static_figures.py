@@ -11,7 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 STYLES = {"ladder": dict(marker="s", ls="none", label="Ladder"),
           "rladder": dict(marker="o", ls="-", label="RLadder"),
-          "vb": dict(marker="^", ls="--", label="VB (sweeps)")}
+          "vb": dict(marker="^", ls="--", label="VB, linear init (sweeps)"),
+          "vb_prior": dict(marker="v", ls=":", label="VB, prior init (sweeps)")}
 PANELS = (("mse_ratio", "MSE / Bayes MSE", 1.0),
           ("kl", "KL(p(c|x̃) ‖ q(c|x̃)) [nats]", 0.0),
           ("error_gap", "error − Bayes error", 0.0))
