@@ -5,6 +5,7 @@ Sub-commands are registered by the modules that own them:
 * ``check ...``  — learned engines scored against explicit models (``pgm_ladder.checks``)
 * ``train / eval / resume / list / sweep / table`` — the shared training infrastructure
   (``pgm_ladder.training.commands``)
+* ``data verify`` — the real data files against their sha256 (``pgm_ladder.data_command``)
 """
 from __future__ import annotations
 
@@ -23,12 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
     from pgm_ladder.checks import register_commands as register_checks
 
     register_checks(sub)
-    try:
-        from pgm_ladder.training.commands import register_commands as register_training
-    except ImportError:  # the training package is optional while it is being built
-        register_training = None
-    if register_training is not None:
-        register_training(sub)
+    from pgm_ladder.data_command import register_commands as register_data
+    from pgm_ladder.training.commands import register_commands as register_training
+
+    register_training(sub)
+    register_data(sub)
     return parser
 
 
