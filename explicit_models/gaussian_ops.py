@@ -12,7 +12,7 @@ Conventions: levels ``s_0 .. s_L``; ``weights[l]`` has shape ``(n_l, n_l+1)``;
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from typing import Sequence
 
 import torch
 

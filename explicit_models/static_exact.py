@@ -129,11 +129,11 @@ def exact_posterior(model, x: torch.Tensor, return_covs: bool = True) -> ExactPo
     levels = range(L + 1)
     if not model.has_mixture_top:
         means = [cm[:, 0, off[l]:off[l + 1]] for l in levels]
-        covs = [op.cov[0, off[l]:off[l + 1], off[l]:off[l + 1]] for l in levels] if return_covs else None
+        covs = [op.cov[0, off[l]:off[l + 1], off[l]:off[l + 1]].clone() for l in levels] if return_covs else None
         return ExactPosterior(means, covs, None, log_evidence)
     probs = torch.softmax(joint_ev, dim=-1)
     class_means = [cm[:, :, off[l]:off[l + 1]] for l in levels]
-    class_covs = [op.cov[:, off[l]:off[l + 1], off[l]:off[l + 1]] for l in levels]
+    class_covs = [op.cov[:, off[l]:off[l + 1], off[l]:off[l + 1]].clone() for l in levels]
     means = [torch.einsum("bk,bkn->bn", probs, m) for m in class_means]
     covs = None
     if return_covs:
@@ -199,4 +199,4 @@ def wiener(model):
         means, covs = prior_marginals(model)
         cached = ops.wiener_filter(means[0], covs[0], model.noise_std.pow(2))
         model._cache["wiener"] = cached
-    return cached
+    return tuple(t.clone() for t in cached)

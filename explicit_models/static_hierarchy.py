@@ -20,7 +20,7 @@ import torch
 
 from . import _validation as V
 from . import gaussian_ops as ops
-from . import static_exact, static_vb
+from . import static_exact, static_vb, static_vb_fixed_point
 
 
 @dataclass
@@ -329,9 +329,9 @@ class StaticGaussianHierarchy:
 
     def vb_fixed_point(self, x_noisy, covariance: str = "full", tol: float = 1e-13, max_sweeps: int = 20000,
                        init="prior", acceleration: Optional[str] = "anderson",
-                       memory: Optional[int] = None) -> static_vb.VBFixedPoint:
-        """Iterate VB to its fixed point; see :func:`static_vb.vb_fixed_point`."""
-        return static_vb.vb_fixed_point(self, self.check_x_noisy(x_noisy), covariance, tol, max_sweeps,
+                       memory: Optional[int] = None) -> static_vb_fixed_point.VBFixedPoint:
+        """Iterate VB to its fixed point; see :func:`static_vb_fixed_point.vb_fixed_point`."""
+        return static_vb_fixed_point.vb_fixed_point(self, self.check_x_noisy(x_noisy), covariance, tol, max_sweeps,
                                         init, acceleration, memory)
 
     def elbo(self, x_noisy, means, covs, class_probs=None, covariance: str = "full") -> torch.Tensor:

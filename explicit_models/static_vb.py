@@ -62,25 +62,6 @@ class VBResult:
 
 
 @dataclass
-class VBFixedPoint:
-    """Converged VB state: ``means[l]``, ``covs[l]``, ``class_probs``, ``elbo`` ``(B,)``,
-    the number of ``sweeps`` run, ``converged`` (the residual ``F(m) − m``, in units of the
-    posterior std, fell below ``tol``), ``stalled`` (the residual stopped shrinking: the
-    floating-point floor), the last residual ``step`` and the ``acceleration`` used."""
-
-    means: list
-    covs: list
-    class_probs: Optional[torch.Tensor]
-    elbo: torch.Tensor
-    sweeps: int
-    converged: bool
-    stalled: bool
-    step: float
-    acceleration: Optional[str]
-    covariance: str
-
-
-@dataclass
 class _State:
     means: list
     covs: list
@@ -157,34 +138,63 @@ def _class_log_weights(model, k: _Constants, m_top, V_top, covariance) -> torch.
     return model.class_probs.log() + k.top_log_norm - 0.5 * (d2 * k.top_prec).sum(-1)
 
 
+def elbo_terms(model, x, means, covs, class_probs=None, covariance: str = "full", logdets=None,
+               keys=None) -> dict:
+    """The ELBO's terms per sample (SPEC §2.1), keyed by factor: ``"obs"``
+    (``E log p(x̃|s_0)``), ``("link", l)`` (``E log p(s_l|s_l+1)``), ``"top"``
+    (``E log p(s_L, c) + H[q(c)]``) and ``("entropy", l)`` (``H[q(s_l)]``). ``keys``
+    restricts the computation (a coordinate update changes only the factors it touches)."""
+    k = constants(model, covariance)
+    L, B = model.depth, x.shape[0]
+    keys = _all_terms(L) if keys is None else keys
+    out = {}
+    for key in keys:
+        if key == "obs":
+            noise_var = model.noise_std.pow(2)
+            out[key] = -0.5 * model.widths[0] * torch.log(2 * math.pi * noise_var) - 0.5 * (
+                (x - means[0]).pow(2).sum(-1) + _diag(covs[0], covariance).sum(-1)) / noise_var
+        elif key == "top" and model.has_mixture_top:
+            r = model.class_probs.expand(B, -1) if class_probs is None else class_probs
+            logw = _class_log_weights(model, k, means[L], covs[L], covariance)
+            out[key] = (r * logw).sum(-1) - torch.special.xlogy(r, r).sum(-1)
+        elif key == "top":
+            d2 = (means[L] - model.top_mean).pow(2) + _diag(covs[L], covariance)
+            out[key] = k.top_log_norm[0] - 0.5 * (d2 * k.top_prec[0]).sum(-1)
+        elif key[0] == "link":
+            l = key[1]
+            resid = means[l] - means[l + 1] @ model.weights[l].T - model.biases[l]
+            quad = ((resid.pow(2) + _diag(covs[l], covariance)) * k.prec[l]).sum(-1)
+            quad = quad + _trace_prod(k.Q[l], covs[l + 1], covariance)
+            out[key] = -0.5 * (_LOG_2PI - k.prec[l].log()).sum() - 0.5 * quad
+        else:
+            l = key[1]
+            ld = _logdet(covs[l], covariance) if logdets is None or logdets[l] is None else logdets[l]
+            out[key] = ops.gaussian_entropy_from_logdet(model.widths[l], ld).expand(B)
+    return out
+
+
+def _all_terms(L: int) -> list:
+    return ["obs"] + [("link", l) for l in range(L)] + ["top"] + [("entropy", l) for l in range(L + 1)]
+
+
+def _terms_touched(L: int, level: Optional[int]) -> list:
+    """Factors that involve ``q(s_level)`` (``level=None``: ``q(c)``)."""
+    if level is None:
+        return ["top"]
+    keys = [("entropy", level)]
+    keys += ["obs"] if level == 0 else [("link", level - 1)]
+    keys += ["top"] if level == L else [("link", level)]
+    return keys
+
+
 def elbo(model, x, means, covs, class_probs=None, covariance: str = "full", logdets=None) -> torch.Tensor:
     """``E_q[log p(x̃, s, c)] + H[q]`` per sample ``(B,)``, analytically (SPEC §2.1).
 
     ``means[l]`` ``(B, n_l)``; ``covs[l]`` full ``(n_l, n_l)`` / ``(B, n_l, n_l)`` or diagonal
     ``(n_l,)`` / ``(B, n_l)`` per ``covariance``; ``class_probs`` ``q(c)`` ``(B, C)`` (default
     ``π``). ``logdets[l]``, if given, must be ``log det covs[l]`` (saves factorisations)."""
-    k = constants(model, covariance)
-    L, B = model.depth, x.shape[0]
-    noise_var = model.noise_std.pow(2)
-    n0 = model.widths[0]
-    out = -0.5 * n0 * torch.log(2 * math.pi * noise_var) - 0.5 * (
-        (x - means[0]).pow(2).sum(-1) + _diag(covs[0], covariance).sum(-1)) / noise_var
-    for l in range(L):
-        resid = means[l] - means[l + 1] @ model.weights[l].T - model.biases[l]
-        quad = ((resid.pow(2) + _diag(covs[l], covariance)) * k.prec[l]).sum(-1)
-        quad = quad + _trace_prod(k.Q[l], covs[l + 1], covariance)
-        out = out - 0.5 * (_LOG_2PI - k.prec[l].log()).sum() - 0.5 * quad
-    if model.has_mixture_top:
-        r = model.class_probs.expand(B, -1) if class_probs is None else class_probs
-        logw = _class_log_weights(model, k, means[L], covs[L], covariance)
-        out = out + (r * logw).sum(-1) - torch.special.xlogy(r, r).sum(-1)
-    else:
-        d2 = (means[L] - model.top_mean).pow(2) + _diag(covs[L], covariance)
-        out = out + k.top_log_norm[0] - 0.5 * (d2 * k.top_prec[0]).sum(-1)
-    for l in range(L + 1):
-        ld = _logdet(covs[l], covariance) if logdets is None or logdets[l] is None else logdets[l]
-        out = out + ops.gaussian_entropy_from_logdet(model.widths[l], ld)
-    return out.expand(B)
+    terms = elbo_terms(model, x, means, covs, class_probs, covariance, logdets)
+    return sum(t.expand(x.shape[0]) for t in terms.values())
 
 
 def _level_information(model, k, x, means, level, r):
@@ -214,7 +224,7 @@ def _level_update(model, x, level, means, class_probs, covariance):
     k = constants(model, covariance)
     h = _level_information(model, k, x, means, level, class_probs)
     if k.chol[level] is not None:
-        return torch.cholesky_solve(h.T, k.chol[level]).T, k.cov[level], k.logdet[level]
+        return torch.cholesky_solve(h.T, k.chol[level]).T, k.cov[level].clone(), k.logdet[level]
     r = model.class_probs.expand(x.shape[0], -1) if class_probs is None else class_probs
     P = k.base_top + torch.diag_embed(r @ k.top_prec)  # (B, n_L, n_L)
     chol = torch.linalg.cholesky(P)
@@ -248,7 +258,7 @@ def _init_state(model, x, covariance, init) -> _State:
         if not init.means:
             return _State(list(init.init_means), list(init.init_covs), init.init_class_probs)
         return _State(list(init.means[-1]), list(init.covs[-1]), init.class_probs[-1])
-    if isinstance(init, VBFixedPoint):
+    if hasattr(init, "means") and hasattr(init, "covariance"):  # a VBFixedPoint
         init = {"means": init.means, "covs": init.covs if init.covariance == covariance else None,
                 "class_probs": init.class_probs}
     if not isinstance(init, dict) or "means" not in init:
@@ -282,12 +292,12 @@ def _sweep(model, x, state: _State, covariance: str, relaxation: float, on_updat
             state.logdets = [None] * len(state.covs)
         state.logdets = state.logdets[:l] + [logdet] + state.logdets[l + 1:]
         if on_update is not None:
-            on_update(state)
+            on_update(state, l)
     if model.has_mixture_top:
         if update_classes:
             state.r = class_update(model, state.means, state.covs, covariance)
         if on_update is not None:
-            on_update(state)
+            on_update(state, None)
     return step
 
 
@@ -308,8 +318,14 @@ def run_vb(model, x, sweeps: int, covariance: str = "full", init="prior", relaxa
     state = _init_state(model, x, covariance, init)
     init_copy = (list(state.means), list(state.covs), state.r)
     elbos = []
-    record = lambda s: elbos.append(elbo(model, x, s.means, s.covs, s.r, covariance, s.logdets))  # noqa: E731
-    elbo_init = elbo(model, x, state.means, state.covs, state.r, covariance)
+    terms = elbo_terms(model, x, state.means, state.covs, state.r, covariance)
+    elbo_init = sum(t.expand(x.shape[0]) for t in terms.values())
+
+    def record(s, level):  # refresh only the factors the update touched
+        terms.update(elbo_terms(model, x, s.means, s.covs, s.r, covariance, s.logdets,
+                                keys=_terms_touched(model.depth, level)))
+        elbos.append(sum(t.expand(x.shape[0]) for t in terms.values()))
+
     means, covs, probs = [], [], []
     for _ in range(int(sweeps)):
         _sweep(model, x, state, covariance, float(relaxation), record, update_classes=_ >= class_warmup)
@@ -319,81 +335,6 @@ def run_vb(model, x, sweeps: int, covariance: str = "full", init="prior", relaxa
     labels = [f"s_{l}" for l in range(model.depth + 1)] + (["c"] if model.has_mixture_top else [])
     elbo_t = torch.stack(elbos, dim=-1) if elbos else x.new_zeros(x.shape[0], 0)
     return VBResult(means, covs, probs, elbo_t, elbo_init, covariance, labels, *init_copy)
-
-
-def _flat(means: list) -> torch.Tensor:
-    return torch.cat(means, dim=-1)
-
-
-def vb_fixed_point(model, x, covariance: str = "full", tol: float = 1e-13, max_sweeps: int = 20000,
-                   init="prior", acceleration: Optional[str] = "anderson", memory: Optional[int] = None
-                   ) -> VBFixedPoint:
-    """Iterate the VB map ``F`` (one plain sweep: levels bottom-up, then ``q(c)``) to its
-    fixed point, stopping when the residual ``F(m) − m`` is below ``tol`` in units of the
-    posterior std of every unit, or when it has not reached a new minimum for
-    ``max(50, 3 · memory)`` sweeps (``stalled``: the floating-point floor).
-
-    Plain VB is block Gauss–Seidel on the joint posterior precision: with strongly coupled
-    levels (a small ``σ_l`` between weakly constrained neighbours) its rate approaches 1 and
-    reaching the fixed point can take ~10⁵ sweeps. ``acceleration="anderson"`` (Gaussian top
-    only; ignored with a mixture top) applies Anderson acceleration (type II, per sample,
-    ``memory`` past residuals, default ``N + 1``) to the means; ``F`` is affine then, so this
-    is equivalent to GMRES on ``(I − F)`` and needs at most about ``N + 1`` sweeps in exact
-    arithmetic. The fixed points are those of plain VB. ``acceleration=None``: plain VB.
-    """
-    _check_covariance(covariance)
-    if acceleration not in ("anderson", None):
-        raise ValueError(f"acceleration must be 'anderson' or None, got {acceleration!r}")
-    state = _init_state(model, x, covariance, init)
-    widths = model.widths
-    N = sum(widths)
-    accelerate = acceleration == "anderson" and not model.has_mixture_top
-    memory = N + 1 if memory is None else int(memory)
-    patience = max(50, 3 * memory)
-
-    def apply_map(m_flat):
-        state.means = list(torch.split(m_flat, widths, dim=-1))
-        _sweep(model, x, state, covariance, 1.0)
-        inv_std = _flat([_diag(V, covariance).rsqrt().expand_as(m) for V, m in zip(state.covs, state.means)])
-        return _flat(state.means), inv_std
-
-    xk = _flat(state.means)
-    fk, inv_std = apply_map(xk)
-    gk = (fk - xk) * inv_std
-    dG, dF = [], []
-    sweeps, best, best_at = 1, float(gk.abs().max()), 1
-    converged = best <= tol
-    stalled = False
-    while not converged and sweeps < int(max_sweeps):
-        if accelerate and dG:
-            G, Fm = torch.stack(dG, -1), torch.stack(dF, -1)  # (B, N, k)
-            gamma = torch.linalg.lstsq(G, gk.unsqueeze(-1)).solution  # (B, k, 1)
-            x_new = fk - (Fm @ gamma).squeeze(-1)
-        else:
-            x_new = fk
-        f_new, inv_std = apply_map(x_new)
-        g_new = (f_new - x_new) * inv_std
-        sweeps += 1
-        if accelerate:
-            dG.append(g_new - gk)
-            dF.append(f_new - fk)
-            if len(dG) > memory:
-                dG.pop(0)
-                dF.pop(0)
-        xk, fk, gk = x_new, f_new, g_new
-        step = float(gk.abs().max())
-        if step < best:
-            best, best_at = step, sweeps
-        if step <= tol:
-            converged = True
-        elif sweeps - best_at >= patience:
-            stalled = True
-            break
-    state.means = list(torch.split(fk, widths, dim=-1))
-    return VBFixedPoint(state.means, state.covs, state.r,
-                        elbo(model, x, state.means, state.covs, state.r, covariance, state.logdets),
-                        sweeps, converged, stalled, float(gk.abs().max()),
-                        acceleration if accelerate else None, covariance)
 
 
 def _elementwise_links(model) -> list:

@@ -291,7 +291,8 @@ class TemporalGaussianHierarchy:
 
     def vb_smoother_fixed_point(self, x_noisy, visibility=None, covariance: str = "full", tol: float = 1e-12,
                                 max_sweeps: int = 5000, init="prior") -> temporal_vb.VBSmootherResult:
-        """The VB smoother iterated to its fixed point (Anderson-accelerated)."""
+        """The VB smoother iterated to its fixed point (Anderson-accelerated); see
+        :func:`temporal_vb.vb_smoother_fixed_point`."""
         return temporal_vb.vb_smoother_fixed_point(self, *self.check_inputs(x_noisy, visibility), covariance,
                                                    tol, max_sweeps, init)
 

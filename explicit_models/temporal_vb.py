@@ -108,10 +108,14 @@ def _trace(C, V, covariance):
 
 
 def _from_precision(P, covariance):
-    """``(Cholesky of P, V, 1/sqrt(diag P))`` for the update ``m = P⁻¹ h``."""
+    """``(Cholesky of P, V, 1/sqrt(diag P), log det V)`` for the update ``m = P⁻¹ h``."""
     chol = torch.linalg.cholesky(P)
-    V = torch.cholesky_inverse(chol) if covariance == "full" else P.diagonal(dim1=-2, dim2=-1).reciprocal()
-    return chol, V, P.diagonal(dim1=-2, dim2=-1).rsqrt()
+    diag = P.diagonal(dim1=-2, dim2=-1)
+    if covariance == "full":
+        V, logdet = torch.cholesky_inverse(chol), -2.0 * chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+    else:
+        V, logdet = diag.reciprocal(), -diag.log().sum(-1)
+    return chol, V, diag.rsqrt(), logdet
 
 
 # --------------------------------------------------------------------------- smoother
@@ -155,10 +159,11 @@ def smoother_information(model, x, o, means: list, l: int) -> torch.Tensor:
     return h
 
 
-def elbo(model, x, o, means: list, covs: list, covariance: str = "full") -> torch.Tensor:
+def elbo(model, x, o, means: list, covs: list, covariance: str = "full", logdets=None) -> torch.Tensor:
     """``E_q[log p(x̃_visible, s_0:T)] + H[q]`` per sequence ``(B,)`` (SPEC §2.2);
     ``means[l]`` ``(B, T+1, n_l)``, ``covs[l]`` full ``(.., T+1, n_l, n_l)`` or diagonal
-    ``(.., T+1, n_l)`` (leading dimension ``B`` or 1)."""
+    ``(.., T+1, n_l)`` (leading dimension ``B`` or 1). ``logdets[l]`` ``(.., T+1)``, if
+    given, must be ``log det covs[l]`` (saves the factorisations)."""
     _check_covariance(covariance)
     k, L, B = _constants(model), model.depth, x.shape[0]
     noise_var = model.noise_std.pow(2)
@@ -176,7 +181,8 @@ def elbo(model, x, o, means: list, covs: list, covariance: str = "full") -> torc
             quad = quad + _trace(k["WtDW"][l], covs[l + 1][:, 1:], covariance)
         quad = quad + ((resid.pow(2) + dV[:, 1:]) * k["Dinv"][l]).sum(-1)
         out = out - 0.5 * (quad + (_LOG_2PI - k["Dinv"][l].log()).sum()).sum(-1)
-        out = out + ops.gaussian_entropy_from_logdet(n, _logdet(V, covariance)).sum(-1)
+        logdet = _logdet(V, covariance) if logdets is None else logdets[l]
+        out = out + ops.gaussian_entropy_from_logdet(n, logdet).sum(-1)
     return out.expand(B)
 
 
@@ -206,12 +212,12 @@ def _init_state(model, x, covariance, init):
     return means, [c.clone() for c in covs]
 
 
-def _sweep(model, x, o, means, covs, prec, on_update=None) -> float:
+def _sweep(model, x, o, means, covs, logdets, prec, on_update=None) -> float:
     """One smoother sweep in place (levels ``0..L``, even then odd times); returns the
     largest mean change in posterior-std units."""
     step = 0.0
     for l in range(model.depth + 1):
-        chol, V, inv_std = prec[l]
+        chol, V, inv_std, logdet = prec[l]
         for parity in (0, 1):
             sel = slice(parity, None, 2)
             h = smoother_information(model, x, o, means, l)
@@ -219,6 +225,7 @@ def _sweep(model, x, o, means, covs, prec, on_update=None) -> float:
             step = max(step, float(((new - means[l][:, sel]).abs() * inv_std[:, sel]).max()))
             means[l][:, sel] = new
             covs[l][:, sel] = V[:, sel]
+            logdets[l][:, sel] = logdet[:, sel]
             if on_update is not None:
                 on_update()
     return step
@@ -233,12 +240,13 @@ def vb_smoother(model, x, o, sweeps: int = 100, covariance: str = "full", init="
         raise ValueError(f"sweeps must be non-negative, got {sweeps}")
     means, covs = _init_state(model, x, covariance, init)
     prec = [_from_precision(P, covariance) for P in smoother_precisions(model, o)]
+    logdets = [_logdet(V, covariance) for V in covs]
     elbos = []
-    record = lambda: elbos.append(elbo(model, x, o, means, covs, covariance))  # noqa: E731
-    elbo_init = elbo(model, x, o, means, covs, covariance)
+    record = lambda: elbos.append(elbo(model, x, o, means, covs, covariance, logdets))  # noqa: E731
+    elbo_init = elbo(model, x, o, means, covs, covariance, logdets)
     done, step, converged = 0, float("inf"), False
     while done < int(sweeps) and not converged:
-        step = _sweep(model, x, o, means, covs, prec, record)
+        step = _sweep(model, x, o, means, covs, logdets, prec, record)
         done += 1
         converged = tol is not None and step <= tol
     elbo_t = torch.stack(elbos, -1) if elbos else x.new_zeros(x.shape[0], 0)
@@ -246,29 +254,33 @@ def vb_smoother(model, x, o, sweeps: int = 100, covariance: str = "full", init="
 
 
 def vb_smoother_fixed_point(model, x, o, covariance: str = "full", tol: float = 1e-12,
-                            max_sweeps: int = 5000, init="prior", memory: Optional[int] = None
-                            ) -> VBSmootherResult:
+                            max_sweeps: int = 5000, init="prior", memory: Optional[int] = None,
+                            patience: int = 10) -> VBSmootherResult:
     """Iterate the smoother sweep ``F`` to its fixed point with Anderson acceleration (type
     II, per sequence, ``memory`` past residuals, default ``(T+1) N + 1``): ``F`` is affine,
     so this is GMRES on ``(I − F)``; its fixed points are those of plain VB. Stops when the
-    residual ``F(m) − m`` is below ``tol`` posterior stds, or after ``max_sweeps``."""
+    residual ``F(m) − m`` is below ``tol`` posterior stds (``converged``), when it has not
+    reached a new minimum for ``patience`` sweeps (the floating-point floor; ``tol=0``
+    iterates down to it), or after ``max_sweeps``."""
     _check_covariance(covariance)
     means, covs = _init_state(model, x, covariance, init)
     prec = [_from_precision(P, covariance) for P in smoother_precisions(model, o)]
+    logdets = [_logdet(V, covariance) for V in covs]
     widths, B = model.widths, x.shape[0]
     inv_std = torch.cat([p[2].expand(B, -1, -1) for p in prec], -1).reshape(B, -1)
     memory = inv_std.shape[1] + 1 if memory is None else int(memory)
 
     def F(flat):
         ms = [m.clone() for m in torch.split(flat.reshape(B, x.shape[1] + 1, -1), widths, -1)]
-        _sweep(model, x, o, ms, covs, prec)
+        _sweep(model, x, o, ms, covs, logdets, prec)
         return torch.cat(ms, -1).reshape(B, -1)
 
     xk = torch.cat(means, -1).reshape(B, -1)
     fk = F(xk)
     gk = (fk - xk) * inv_std
     dG, dF, sweeps = [], [], 1
-    while float(gk.abs().max()) > tol and sweeps < int(max_sweeps):
+    best, best_at = float(gk.abs().max()), 1
+    while best > tol and sweeps < int(max_sweeps) and sweeps - best_at < patience:
         if dG:
             gamma = torch.linalg.lstsq(torch.stack(dG, -1), gk.unsqueeze(-1)).solution
             x_new = fk - (torch.stack(dF, -1) @ gamma).squeeze(-1)
@@ -282,9 +294,11 @@ def vb_smoother_fixed_point(model, x, o, covariance: str = "full", tol: float = 
             dG.pop(0)
             dF.pop(0)
         xk, fk, gk, sweeps = x_new, f_new, g_new, sweeps + 1
+        if float(gk.abs().max()) < best:
+            best, best_at = float(gk.abs().max()), sweeps
     step = float(gk.abs().max())
     means = [m.clone() for m in torch.split(fk.reshape(B, x.shape[1] + 1, -1), widths, -1)]
-    return VBSmootherResult(means, covs, x.new_zeros(B, 0), elbo(model, x, o, means, covs, covariance),
+    return VBSmootherResult(means, covs, x.new_zeros(B, 0), elbo(model, x, o, means, covs, covariance, logdets),
                             sweeps, step, step <= tol, covariance)
 
 

@@ -12,3 +12,10 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+# Under pytest-xdist every worker is its own process: one intra-op thread each keeps two
+# workers on two cores from oversubscribing them (small ops slow down many-fold otherwise).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    import torch
+
+    torch.set_num_threads(1)

@@ -84,3 +84,16 @@ def test_ci_runs_exactly_the_readme_test_command():
     ci_lines = [l.strip() for l in (ROOT / ".ci" / "run").read_text().splitlines()
                 if l.strip() and not l.lstrip().startswith("#")]
     assert test_command[0].strip() in ci_lines
+
+
+def test_embedded_mixture_model_is_the_one_the_issue_asks_for():
+    # 10 classes, widths 64-32-16, classes overlapping (Bayes error around 10 %), and an
+    # optimal denoiser clearly better than the best linear one.
+    from pgm_ladder import harness
+    from pgm_ladder.checks.static_experiment import embedded_model
+
+    model = embedded_model("mixture")
+    assert model.widths == [64, 32, 16] and model.num_classes == 10
+    data = harness.make_eval_set(model, 4000, seed=5)
+    assert 0.05 < data.bayes_error < 0.15
+    assert harness.score_wiener(model, data).mse_ratio[0] > 1.15

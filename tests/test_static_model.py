@@ -231,3 +231,21 @@ def test_result_shapes():
     torch.testing.assert_close(cont.elbo, r.elbo[:, 4:])
     with pytest.raises(ValueError, match="covariance"):
         m.vb(x, 1, covariance="low-rank")
+
+
+@pytest.mark.parametrize("covariance", ["full", "diagonal"])
+def test_plain_vb_converges_to_the_exact_posterior_means(covariance):
+    """Plain coordinate ascent (no acceleration) on well-conditioned models: the paper's
+    scalar model and a random vector one. Error in posterior-std units, tolerance as in
+    the property tests (8 · N · eps · κ_J(P) · (1 + ‖m̃‖_∞))."""
+    from explicit_models.testing import EPS64, jacobi_condition, sem_posterior_precision
+
+    for model in (M.paper_scalar(), M.random([6, 4, 3], seed=7, std_range=(0.5, 1.0))):
+        x = model.sample(8, _gen(2)).x_noisy
+        fp = model.vb_fixed_point(x, covariance=covariance, acceleration=None)
+        assert fp.converged and fp.sweeps < 5000
+        P = sem_posterior_precision(model)
+        scale = P.diagonal().sqrt()
+        exact = torch.cat(model.exact_posterior(x).means, -1) * scale
+        err = (torch.cat(fp.means, -1) * scale - exact).abs().max()
+        assert float(err) <= 8 * P.shape[0] * EPS64 * jacobi_condition(P) * (1 + float(exact.abs().max()))

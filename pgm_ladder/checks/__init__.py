@@ -4,10 +4,11 @@ from __future__ import annotations
 
 def register_commands(subparsers) -> None:
     """Add ``check`` and its sub-commands (one module per explicit model)."""
-    from pgm_ladder.checks import static_command
+    from pgm_ladder.checks import static_command, temporal_command
 
     check = subparsers.add_parser(
         "check", help="train engines on an explicit model and score them against its exact posterior")
     which = check.add_subparsers(dest="check", metavar="MODEL")
     which.required = True
     static_command.register(which)
+    temporal_command.register(which)

@@ -30,10 +30,12 @@ from pgm_ladder.training.config import ExperimentConfig, OptimConfig, TrainConfi
 from pgm_ladder.training.registry import ExperimentSpec, Parts, register_experiment
 
 #: the embedded default models: ``StaticGaussianHierarchy.random`` arguments (ours)
+#: (every argument pinned, so a change of ``random``'s defaults cannot change them)
+_SHARED = dict(widths=[64, 32, 16], seed=2017, noise_std=1.5, weight_scale=1.0, bias_scale=0.1,
+               std_range=(0.1, 0.3), top_std=1.0, random_class_probs=False, diagonal_links=False)
 EMBEDDED_MODELS = {
-    "mixture": dict(widths=[64, 32, 16], num_classes=10, seed=2017, noise_std=1.5,
-                    class_separation=0.85, class_std=0.5),
-    "linear": dict(widths=[64, 32, 16], num_classes=None, seed=2017, noise_std=1.5),
+    "mixture": dict(_SHARED, num_classes=10, class_separation=0.85, class_std=0.5),
+    "linear": dict(_SHARED, num_classes=None),
 }
 
 

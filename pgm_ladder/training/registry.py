@@ -28,6 +28,7 @@ REQUIRED_PRESETS = ("smoke", "cpu", "paper")
 EXPERIMENT_MODULES: dict[str, str] = {
     "toy": "pgm_ladder.training.toy",
     "static": "pgm_ladder.checks.static_experiment",
+    "temporal": "pgm_ladder.checks.temporal_experiment",
 }
 
 

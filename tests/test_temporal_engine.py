@@ -1,0 +1,140 @@
+"""The temporal RLadder (learned_inference/temporal.py): shapes, masks, online stepping,
+the ablation switches, and the temporal experiment's loss and scores."""
+import dataclasses
+
+import pytest
+import torch
+
+from learned_inference import RLadder
+from learned_inference.base import ShapeError
+from learned_inference.temporal import TemporalRLadder, TemporalRLadderConfig
+from pgm_ladder.checks import temporal_experiment as exp
+
+
+def _engine(**kw):
+    torch.manual_seed(0)
+    return TemporalRLadder(TemporalRLadderConfig(obs_dim=5, hidden_dims=(12, 6), **kw)).eval()
+
+
+def _data(B=4, T=7, n=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(B, T, n, generator=g), torch.rand(B, T, n, generator=g) < 0.7
+
+
+@pytest.mark.parametrize("kw", [{}, {"use_decoder": False}, {"decoder_to_encoder": False},
+                                {"mask_input": False}, {"top_dim": 3}, {"encoder_cell": "lstm"}])
+def test_shapes_and_one_prediction_per_frame(kw):
+    net = _engine(**kw)
+    x, o = _data()
+    out = net(x, o, return_levels=True)
+    assert out.predictions.shape == (4, 7, 5)
+    assert (out.top is None) == (kw.get("top_dim", 0) == 0)
+    if out.top is not None:
+        assert out.top.shape == (4, 7, 3)
+    assert len(out.levels) == 7 and len(out.levels[0]) == 3
+    assert isinstance(net.rladder, RLadder)
+    assert net.rladder.config.input_dim == (5 if kw.get("mask_input", True) is False else 10)
+
+
+def test_occluded_values_are_never_read():
+    net = _engine()
+    x, o = _data()
+    poisoned = torch.where(o, x, torch.full_like(x, float("nan")))
+    a = net(x, o).predictions
+    b = net(poisoned, o).predictions
+    assert torch.equal(a, b) and bool(torch.isfinite(b).all())
+
+
+def test_the_mask_is_an_input():
+    """``[x̃ ⊙ o, o]``: an occluded entry differs from one observed as 0."""
+    net = _engine()
+    x, o = _data()
+    zeros = torch.where(o, x, torch.zeros_like(x))
+    assert not torch.allclose(net(zeros, o).predictions, net(zeros, torch.ones_like(o)).predictions)
+
+
+def test_predictions_are_causal():
+    """The prediction after frame t does not depend on later frames."""
+    net = _engine()
+    x, o = _data()
+    y = x.clone()
+    y[:, 4:] += 10.0
+    a, b = net(x, o).predictions, net(y, o).predictions
+    assert torch.equal(a[:, :4], b[:, :4]) and not torch.allclose(a[:, 4:], b[:, 4:])
+
+
+def test_step_by_step_equals_forward():
+    net = _engine()
+    x, o = _data()
+    carry = net.init_carry(4, x.device, x.dtype)
+    preds = []
+    for t in range(x.shape[1]):
+        p, _, _, carry = net.step(x[:, t], o[:, t], carry)
+        preds.append(p)
+    assert torch.allclose(torch.stack(preds, 1), net(x, o).predictions, atol=1e-6)
+
+
+def test_ablation_switches_change_the_wiring():
+    x, o = _data()
+    full, no_d2e = _engine(), _engine(decoder_to_encoder=False)
+    no_d2e.load_state_dict(full.state_dict())  # same weights, one connection cut
+    a, b = full(x, o).predictions, no_d2e(x, o).predictions
+    assert torch.equal(a[:, 0], b[:, 0])  # d_l,0 = 0: identical on the first frame
+    assert not torch.allclose(a[:, 1:], b[:, 1:])
+    assert _engine(use_decoder=False).rladder.decoder_cells is None
+
+
+def test_bad_inputs_are_refused():
+    net = _engine()
+    x, o = _data()
+    with pytest.raises(ShapeError, match="x_noisy"):
+        net(x[..., :4], o[..., :4])
+    with pytest.raises(ShapeError, match="visibility"):
+        net(x, o[:, :3])
+    with pytest.raises(ValueError, match="obs_dim"):
+        TemporalRLadderConfig(obs_dim=0, hidden_dims=(4,))
+    with pytest.raises(ValueError, match="decoder_norm"):
+        TemporalRLadderConfig(obs_dim=3, hidden_dims=(4,), decoder_norm="group")
+
+
+def test_experiment_engine_configs_apply_the_ablations():
+    config = exp.PRESETS["smoke"]()
+    model = exp.embedded_model("default")
+    for engine, switches in exp.ENGINES.items():
+        cfg = exp.engine_config(dataclasses.replace(config, task=dataclasses.replace(config.task, engine=engine)),
+                                model)
+        assert cfg.obs_dim == model.widths[0] and cfg.top_dim == 0
+        assert cfg.use_decoder == switches.get("use_decoder", True)
+        assert cfg.decoder_to_encoder == switches.get("decoder_to_encoder", True)
+
+
+def test_optimal_and_prior_predictions_score_as_expected():
+    """The Kalman prediction scores exactly 1; the VB filter and the prior mean score more;
+    the empirical ratio of the optimal predictor is 1 up to Monte Carlo error."""
+    model = exp.embedded_model("default")
+    task = exp.TemporalTask(frames=6, eval_sequences=300)
+    data = exp.make_eval_set(model, task)
+    best = exp.prediction_ratios(data.optimal, data)
+    assert best["mse_ratio"] == [1.0] * 6 and best["mean_mse_ratio"] == 1.0
+    assert abs(best["mean_empirical_mse_ratio"] - 1.0) < 0.1
+    vb = exp.prediction_ratios(exp.vb_filter_predictions(model, data, 20), data)
+    prior = exp.prediction_ratios(exp.prior_predictions(model, data), data)
+    assert 1.0 < vb["mean_mse_ratio"] < prior["mean_mse_ratio"]
+    assert exp.top_ratios(data.top_means, data)["mean_top_mse_ratio"] == 1.0
+
+
+def test_training_loss_targets():
+    config = exp.PRESETS["smoke"]()
+    parts = exp.build(config, torch.device("cpu"), seed=0)
+    batch = parts.train_batches.next_batch()
+    x_in, vis, x_next, noisy_next, vis_next, top = batch
+    assert x_in.shape == (32, 6, 8) and x_next.shape == (32, 6, 8) and top.shape == (32, 6, 2)
+    assert bool((x_in[vis == 0] == 0).all())
+    clean = exp.task_losses(parts.model, batch, config.task)
+    noisy = exp.task_losses(parts.model, batch, dataclasses.replace(config.task, target="noisy"))
+    assert clean["loss"].requires_grad and noisy["loss"].requires_grad
+    with torch.no_grad():
+        pred = parts.model(x_in, vis).predictions
+    assert torch.allclose(clean["mse"], (pred - x_next).pow(2).mean())
+    visible = vis_next > 0  # the noisy target: visible entries of the next noisy frame only
+    assert torch.allclose(noisy["mse"], (pred - noisy_next)[visible].pow(2).mean())
