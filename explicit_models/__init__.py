@@ -3,6 +3,8 @@ from .static_exact import ExactPosterior
 from .static_hierarchy import HierarchySample, StaticGaussianHierarchy
 from .static_vb import VBResult, gated_update, vb_level_update, vb_level_update_gated
 from .static_vb_fixed_point import VBFixedPoint, vb_fixed_point
+from .temporal_hierarchy import TemporalGaussianHierarchy, TemporalSample
 
 __all__ = ["StaticGaussianHierarchy", "HierarchySample", "ExactPosterior", "VBResult", "VBFixedPoint",
-           "gated_update", "vb_level_update", "vb_level_update_gated", "vb_fixed_point"]
+           "gated_update", "vb_level_update", "vb_level_update_gated", "vb_fixed_point",
+           "TemporalGaussianHierarchy", "TemporalSample"]

@@ -303,7 +303,7 @@ def vb_smoother_fixed_point(model, x, o, covariance: str = "full", tol: float = 
 
 
 # --------------------------------------------------------------------------- online filter
-def vb_filter(model, x, o, sweeps_per_step: int = 10, covariance: str = "full") -> VBFilterResult:
+def vb_filter(model, x, o, sweeps_per_step: int = 50, covariance: str = "full") -> VBFilterResult:
     """The online VB filter (module docstring; SPEC §2.2 "online variant")."""
     _check_covariance(covariance)
     if int(sweeps_per_step) < 1:

@@ -45,6 +45,9 @@ def write_json_atomic(path: Path, payload: dict) -> None:
             json.dump(payload, fh, indent=2, sort_keys=False, allow_nan=True)
             fh.flush()
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are for everyone to read
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

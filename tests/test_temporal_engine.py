@@ -138,3 +138,17 @@ def test_training_loss_targets():
     assert torch.allclose(clean["mse"], (pred - x_next).pow(2).mean())
     visible = vis_next > 0  # the noisy target: visible entries of the next noisy frame only
     assert torch.allclose(noisy["mse"], (pred - noisy_next)[visible].pow(2).mean())
+
+
+def test_embedded_model_is_the_one_the_issue_asks_for():
+    """3 levels, slow dynamics at the top, ~30 % occlusion, and a task where inference
+    matters: ignoring the data (prior mean) and the paper's online VB are clearly worse
+    than the Kalman filter."""
+    model = exp.embedded_model("default")
+    assert model.widths == [8, 4, 2] and exp.TemporalTask().occlusion == 0.3
+    radius = [float(torch.linalg.eigvals(A).abs().max()) for A in model.transitions]
+    assert radius[0] < radius[1] < radius[2] and radius[2] > 0.95
+    data = exp.make_eval_set(model, exp.TemporalTask(frames=10, eval_sequences=1000))
+    assert abs(float(data.visibility.double().mean()) - 0.7) < 0.01
+    assert exp.prediction_ratios(exp.prior_predictions(model, data), data)["mean_mse_ratio"] > 3.0
+    assert exp.prediction_ratios(exp.vb_filter_predictions(model, data, 50), data)["mean_mse_ratio"] > 1.1

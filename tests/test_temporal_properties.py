@@ -17,7 +17,7 @@ are a different but backward-stable elimination order, and we allow ``c = 64``.
 import numpy as np
 import pyro.distributions as dist
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from explicit_models.temporal_hierarchy import TemporalGaussianHierarchy
 

@@ -13,11 +13,9 @@ import time
 from pathlib import Path
 
 from pgm_ladder import harness, report
-from pgm_ladder.checks import static_experiment as exp
-from pgm_ladder.training import runner
-from pgm_ladder.training.config import apply_overrides, config_to_dict
+from pgm_ladder.checks import common, static_experiment as exp
+from pgm_ladder.training.config import config_to_dict
 from pgm_ladder.training.provenance import provenance
-from pgm_ladder.training.run_dir import RunDir
 
 ENGINES = ("ladder", "rladder")
 
@@ -41,25 +39,9 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def engine_overrides(args, engine: str) -> list[str]:
-    sets = [f"task.model={args.model}", f"task.engine={engine}", f"train.device={args.device}"]
-    if args.steps is not None:
-        sets.append(f"train.steps={args.steps}")
-    return sets + list(args.overrides)
-
-
 def train_or_reuse(args, engine: str):
-    """Train ``engine`` into ``OUT/engine``; reuse a finished run, resume an interrupted one."""
-    overrides = engine_overrides(args, engine)
-    config = apply_overrides(exp.PRESETS[args.preset](), overrides)
-    run_dir = args.out / engine
-    if RunDir(run_dir).config.exists():
-        print(f"[{engine}] continuing the run in {run_dir}")
-        result = runner.resume(run_dir, quiet=args.quiet)
-    else:
-        result = runner.train(exp.SPEC, config, run_dir, preset=args.preset, seed=args.seed,
-                              overrides=overrides, quiet=args.quiet)
-    return config, result
+    return common.train_or_reuse(exp.SPEC, args, engine,
+                                 common.engine_overrides(args, engine, f"task.model={args.model}"))
 
 
 def score_all(model, engines: dict, config, device) -> tuple[harness.EvalSet, dict]:

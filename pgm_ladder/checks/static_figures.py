@@ -13,7 +13,7 @@ STYLES = {"ladder": dict(marker="s", ls="none", label="Ladder"),
           "rladder": dict(marker="o", ls="-", label="RLadder"),
           "vb": dict(marker="^", ls="--", label="VB, linear init (sweeps)"),
           "vb_prior": dict(marker="v", ls=":", label="VB, prior init (sweeps)")}
-PANELS = (("mse_ratio", "MSE / Bayes MSE", 1.0),
+PANELS = (("mse_ratio", "excess MSE: MSE / Bayes MSE − 1", 0.0),
           ("kl", "KL(p(c|x̃) ‖ q(c|x̃)) [nats]", 0.0),
           ("error_gap", "error − Bayes error", 0.0))
 
@@ -23,15 +23,21 @@ def plot_curves(results: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     for ax, (metric, title, optimum) in zip(axes[0], panels):
         for key, style in STYLES.items():
-            values = results[key].get(metric) or []
+            values = _excess(results[key].get(metric) or [], metric)
             if values:
                 ax.plot(range(1, len(values) + 1), values, **style)
         if metric == "mse_ratio":
-            ax.axhline(results["wiener"]["mse_ratio"], color="gray", ls=":", label="Wiener (linear)")
-        ax.axhline(optimum, color="k", lw=0.8, label="Bayes optimum")
+            ax.axhline(results["wiener"]["mse_ratio"] - 1.0, color="gray", ls=":",
+                       label="Wiener (linear)")
+        ax.axhline(optimum, color="k", lw=0.8, label="Bayes optimum (0)")
         ax.set_xlabel("iteration")
         ax.set_title(title, fontsize=10)
-        ax.set_yscale("log" if metric != "mse_ratio" and _positive(results, metric) else "linear")
+        if _positive(results, metric):
+            ax.set_yscale("log")
+        else:  # exact zeros (e.g. the Wiener filter on the linear model): linear near 0
+            ax.set_yscale("symlog", linthresh=1e-3)
+            ax.set_ylim(bottom=-2e-4)
+        ax.xaxis.get_major_locator().set_params(integer=True)
     axes[0][0].legend(fontsize=8)
     settings = results["settings"]
     fig.suptitle(f"check static — model {settings['model']}, preset {settings['preset']}, "
@@ -41,5 +47,10 @@ def plot_curves(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _excess(values: list, metric: str) -> list:
+    """MSE ratios are shown as their excess over the optimum, ``ratio − 1``."""
+    return [v - 1.0 for v in values] if metric == "mse_ratio" else list(values)
+
+
 def _positive(results: dict, metric: str) -> bool:
-    return all(v > 0 for k in STYLES for v in (results[k].get(metric) or []))
+    return all(v > 0 for k in STYLES for v in _excess(results[k].get(metric) or [], metric))

@@ -22,11 +22,9 @@ from pathlib import Path
 import torch
 
 from pgm_ladder import report
-from pgm_ladder.checks import temporal_experiment as exp
-from pgm_ladder.training import runner
-from pgm_ladder.training.config import apply_overrides, config_to_dict
+from pgm_ladder.checks import common, temporal_experiment as exp
+from pgm_ladder.training.config import config_to_dict
 from pgm_ladder.training.provenance import provenance
-from pgm_ladder.training.run_dir import RunDir
 
 ENGINES = tuple(exp.ENGINES)
 LABELS = {"rladder": "RLadder", "no_decoder": "no decoder", "no_decoder_to_encoder": "no dec→enc",
@@ -52,26 +50,9 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def engine_overrides(args, engine: str) -> list:
-    sets = [f"task.engine={engine}", f"train.device={args.device}"]
-    if args.steps is not None:
-        sets.append(f"train.steps={args.steps}")
-    return sets + list(args.overrides)
-
-
 def train_or_reuse(args, engine: str):
-    """Train ``engine`` into ``OUT/engine``; reuse a finished run, resume an interrupted one."""
-    overrides = engine_overrides(args, engine)
-    config = apply_overrides(exp.PRESETS[args.preset](), overrides)
-    run_dir = args.out / engine
-    if RunDir(run_dir).config.exists():
-        print(f"[{engine}] continuing the run in {run_dir}")
-        result = runner.resume(run_dir, quiet=args.quiet)
-    else:
-        print(f"[{engine}] training ({config.train.steps} steps)")
-        result = runner.train(exp.SPEC, config, run_dir, preset=args.preset, seed=args.seed,
-                              overrides=overrides, quiet=args.quiet)
-    return config, result
+    return common.train_or_reuse(exp.SPEC, args, engine,
+                                 common.engine_overrides(args, engine))
 
 
 def score_all(model, engines: dict, config, device):
@@ -98,9 +79,14 @@ def table(data, scores: dict) -> str:
             for t in range(len(data.optimal_mse))]
     rows.append(["mean", round(sum(data.optimal_mse) / len(data.optimal_mse), 4)]
                 + [scores[m]["mean_mse_ratio"] for m in methods])
+    rows.append(["± s.e.", ""] + [scores[m]["mean_mse_ratio_sem"] for m in methods])
     head = (f"Next-frame prediction: MSE / Kalman-optimal MSE after frame t ({data.size} fresh sequences; "
             f"1 is optimal; 'optimal' = E tr Cov(x_t+1 | x̃_1:t))")
-    return head + "\n" + report.text_table(["frame t", "optimal"] + [LABELS[m] for m in methods], rows)
+    out = head + "\n" + report.text_table(["frame t", "optimal"] + [LABELS[m] for m in methods], rows)
+    tops = [f"{LABELS[m]} {scores[m]['mean_top_mse_ratio']:.4f}" for m in methods if "mean_top_mse_ratio" in scores[m]]
+    if tops:
+        out += "\nTop-level task (estimate s_L,t from e_L,t), MSE / Bayes MSE, mean over frames: " + ", ".join(tops)
+    return out
 
 
 def results_payload(args, model, config, data, scores, train_results, wall, device) -> dict:
