@@ -1,6 +1,7 @@
 """Shared pytest configuration: the Hypothesis profiles of the test-suite."""
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -19,3 +20,14 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     import torch
 
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_dir(tmp_path_factory):
+    """Every test writes its checksum and generated-data caches to a temporary directory,
+    never to the user's ``~/.cache`` (tests that need their own cache override it)."""
+    from experiments.datasets.paths import CACHE_ENV
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
+        yield

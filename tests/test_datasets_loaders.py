@@ -34,14 +34,6 @@ POLY = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _private_cache(tmp_path_factory):
-    """Keep the checksum cache out of the user's home."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(paths.CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
 @pytest.mark.parametrize("kind,count", [("train", 60000), ("test", 10000)])
 def test_mnist_files(kind, count):
     images, labels = load_mnist(kind)

@@ -20,14 +20,6 @@ pytestmark = pytest.mark.skipif(
 N = 60
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _private_cache(tmp_path_factory):
-    """Keep the checksum cache out of the user's home."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(paths.CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
 @pytest.fixture(scope="module")
 def data():
     return generate_moving_mnist("test", n=N, seed=21)

@@ -22,14 +22,6 @@ requires_data = pytest.mark.skipif(
 VELOCITIES = {(1, 2), (1, -2), (-1, 2), (-1, -2), (2, 1), (2, -1), (-2, 1), (-2, -1)}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _private_cache(tmp_path_factory):
-    """Keep the checksum cache out of the user's home."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(paths.CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
 @pytest.fixture(scope="module")
 def data():
     return generate_occluded_moving_mnist("test", n=400, seed=11)

@@ -22,14 +22,6 @@ requires_data = pytest.mark.skipif(
 N = 300
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _private_cache(tmp_path_factory):
-    """Keep the checksum cache out of the user's home."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(paths.CACHE_ENV, str(tmp_path_factory.mktemp("cache")))
-        yield
-
-
 @pytest.fixture(scope="module")
 def data():
     return generate_brodatz_mnist("test", n=N, seed=41)
