@@ -1,4 +1,4 @@
-"""Learned inference engines (SPEC §3): Ladder, Recurrent Ladder and their cells."""
+"""Learned inference engines (SPEC §3): Ladder, Recurrent Ladder, their cells, TAG."""
 from .base import (EngineOutput, InferenceEngine, IterationOutput, ShapeError,
                    check_shape)
 from .cells import (ENCODER_CELLS, NORM_KINDS, EncoderCell, GRUEncoderCell,
@@ -9,6 +9,9 @@ from .decoder_cells import (DECODER_CELLS, DecoderCell, G1DecoderCell,
 from .factory import build_engine, register_engine
 from .ladder import Ladder, LadderConfig
 from .rladder import RLadder, RLadderCarry, RLadderConfig
+from .tag import RTagger, Tag, TagConfig, TagIteration, TagOutput, Tagger
+from .tag_costs import (TagCost, gaussian_mixture_nll, group_class_log_probs, mixture_bce,
+                        tag_class_nll, tag_cost)
 
 __all__ = [
     "EngineOutput", "InferenceEngine", "IterationOutput", "ShapeError", "check_shape",
@@ -17,4 +20,7 @@ __all__ = [
     "DECODER_CELLS", "DecoderCell", "G1DecoderCell", "LadderCombinatorDecoderCell",
     "build_decoder_cell", "build_engine", "register_engine",
     "Ladder", "LadderConfig", "RLadder", "RLadderCarry", "RLadderConfig",
+    "Tag", "TagConfig", "TagIteration", "TagOutput", "Tagger", "RTagger",
+    "TagCost", "tag_cost", "tag_class_nll", "group_class_log_probs", "gaussian_mixture_nll",
+    "mixture_bce",
 ]

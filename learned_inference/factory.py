@@ -10,10 +10,12 @@ from typing import Any
 from .base import InferenceEngine
 from .ladder import Ladder, LadderConfig
 from .rladder import RLadder, RLadderConfig
+from .tag import Tag, TagConfig
 
 _REGISTRY: dict[type, type[InferenceEngine]] = {
     LadderConfig: Ladder,
     RLadderConfig: RLadder,
+    TagConfig: Tag,
 }
 
 

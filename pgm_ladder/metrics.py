@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.linear_model import Ridge
-from sklearn.metrics import r2_score
+from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score, r2_score
 
 
 def excess_mse(estimate: torch.Tensor, posterior_mean: torch.Tensor) -> float:
@@ -84,3 +84,31 @@ def probe_r2(features: torch.Tensor, targets: torch.Tensor, train_fraction: floa
 def finite_or_nan(value: float) -> float:
     """JSON-safe float: non-finite values become NaN (json writes them as NaN)."""
     return float(value) if np.isfinite(value) else float("nan")
+
+
+def grouping_scores(true_groups: torch.Tensor, group_probs: torch.Tensor,
+                    true_mask_max: torch.Tensor | None = None, threshold: float = 0.9) -> dict:
+    """Per-sample AMI and ARI of a soft grouping against the true one (SPEC §4 "grouping").
+
+    ``true_groups`` ``(batch, pixels)`` integer labels; ``group_probs`` ``(batch, groups,
+    pixels)`` (a soft assignment: the estimated label of pixel ``i`` is ``argmax_k``).
+    Only pixels whose true mask maximum exceeds ``threshold`` are scored (Tagger's rule);
+    ``true_mask_max`` ``(batch, pixels)`` defaults to ones (one-hot true assignments, so all
+    pixels count). scikit-learn computes the scores; groups are exchangeable, so label
+    permutations do not matter. Returns ``{"ami": mean, "ari": mean, "ami_per_sample": [...]}``.
+    """
+    if true_groups.dim() != 2 or group_probs.dim() != 3 or group_probs.shape[0] != true_groups.shape[0] \
+            or group_probs.shape[2] != true_groups.shape[1]:
+        raise ValueError(f"grouping_scores: expected true_groups (batch, pixels) and group_probs "
+                         f"(batch, groups, pixels), got {tuple(true_groups.shape)} and "
+                         f"{tuple(group_probs.shape)}")
+    labels = true_groups.detach().cpu().numpy()
+    estimate = group_probs.detach().argmax(1).cpu().numpy()
+    keep = (np.ones_like(labels, dtype=bool) if true_mask_max is None
+            else (true_mask_max.detach().cpu().numpy() > threshold))
+    amis, aris = [], []
+    for truth, est, sel in zip(labels, estimate, keep):
+        amis.append(adjusted_mutual_info_score(truth[sel], est[sel]))
+        aris.append(adjusted_rand_score(truth[sel], est[sel]))
+    return {"ami": float(np.mean(amis)), "ari": float(np.mean(aris)),
+            "ami_per_sample": [float(a) for a in amis]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 def register_commands(subparsers) -> None:
     """Add ``check`` and its sub-commands (one module per explicit model)."""
-    from pgm_ladder.checks import static_command, temporal_command
+    from pgm_ladder.checks import mixture_command, static_command, temporal_command
 
     check = subparsers.add_parser(
         "check", help="train engines on an explicit model and score them against its exact posterior")
@@ -12,3 +12,4 @@ def register_commands(subparsers) -> None:
     which.required = True
     static_command.register(which)
     temporal_command.register(which)
+    mixture_command.register(which)

@@ -2,6 +2,10 @@
 directory per engine (trained once, resumed if interrupted, reused when finished)."""
 from __future__ import annotations
 
+import functools
+
+import torch
+
 from pgm_ladder.training import runner
 from pgm_ladder.training.config import apply_overrides
 from pgm_ladder.training.registry import ExperimentSpec
@@ -30,3 +34,25 @@ def train_or_reuse(spec: ExperimentSpec, args, engine: str, overrides: list[str]
         result = runner.train(spec, config, run_dir, preset=args.preset, seed=args.seed,
                               overrides=overrides, quiet=args.quiet)
     return config, result
+
+
+def add_threads_argument(parser) -> None:
+    """``--threads N`` (default 1) for a ``check`` command; see :func:`with_threads`."""
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads for torch (default 1: the engines are small, more threads rarely "
+                             "help and oversubscribe a busy machine; 0 keeps torch's default)")
+
+
+def with_threads(run):
+    """Decorate a command's ``run(args)`` to use ``args.threads`` torch threads (0: torch's
+    default) and restore the previous setting afterwards."""
+    @functools.wraps(run)
+    def wrapped(args):
+        before = torch.get_num_threads()
+        if args.threads > 0:
+            torch.set_num_threads(args.threads)
+        try:
+            return run(args)
+        finally:
+            torch.set_num_threads(before)
+    return wrapped

@@ -43,9 +43,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/check-temporal"), help="output directory")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override any field of the temporal experiment config (repeatable)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="CPU threads for torch (default 1: the engines are small, more threads rarely help "
-                        "and oversubscribe a busy machine; 0 keeps torch's default)")
+    common.add_threads_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -105,17 +103,8 @@ def results_payload(args, model, config, data, scores, train_results, wall, devi
     return payload
 
 
+@common.with_threads
 def run(args) -> int:
-    threads = torch.get_num_threads()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    try:
-        return _run(args)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _run(args) -> int:
     start = time.time()
     args.out.mkdir(parents=True, exist_ok=True)
     train_results = {engine: train_or_reuse(args, engine) for engine in ENGINES}

@@ -29,6 +29,7 @@ EXPERIMENT_MODULES: dict[str, str] = {
     "toy": "pgm_ladder.training.toy",
     "static": "pgm_ladder.checks.static_experiment",
     "temporal": "pgm_ladder.checks.temporal_experiment",
+    "mixture": "pgm_ladder.checks.mixture_experiment",
 }
 
 

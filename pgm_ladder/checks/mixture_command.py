@@ -1,0 +1,167 @@
+"""``pgm-ladder check mixture``: do Tagger and RTagger learn the iterative grouping inference
+of the perceptual-grouping mixture they implicitly assume? (SPEC §2.3, §3.3, §4)
+
+Trains Tagger (TAG + Ladder) and RTagger (TAG + RLadder) with the shared trainer (the
+``mixture`` experiment, one run directory each under ``--out``) on samples of the embedded
+Tagger mixture (12×12 images, 3 overlapping random textures). Then, on the same fresh
+images, scores per iteration the grouping AMI against the true assignments (SPEC §4; every
+pixel counts, the true assignments being one-hot) and the denoising cost of:
+
+* Tagger and RTagger after iterations 1..T;
+* VB (SPEC §2.3, ``q(h)`` then ``q(z)`` per iteration) after the same number of iterations,
+  from the same kind of random mask initialisation as TAG (``π₀ = softmax(N(0, 1))``);
+* VB run to convergence;
+* the gold standard: NUTS over the appearances with the assignments enumerated,
+  ``E_h[p(z_i = k | h, x̃_i)]``, on the first ``task.gold_images`` images.
+
+Denoising costs are nats per pixel of the clean ``x`` under each method's predictive
+distribution given ``x̃`` — engines: TAG's ``−log Σ_k m_k N(x; z_k, v)``; VB: its exact
+predictive ``q(x | x̃)``; gold: the posterior predictive averaged over the NUTS draws
+(``explicit_models.tagger_predictive``) — plus the MSE of each method's denoised image.
+VB's slides' cost ``−log Σ_k π_k N(x; m_k, σ_k² + v_k)`` (the prior predictive of the
+assigned group, far larger) is in ``results.json`` as ``grouping_cost``. Writes ``OUT/results.json`` and
+``OUT/groupings.png`` and prints the table. Re-running with the same ``--out`` reuses
+finished engine runs and resumes interrupted ones.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from explicit_models.tagger_predictive import sampled_predictive_cost, vb_predictive_cost
+from pgm_ladder import metrics, report
+from pgm_ladder.checks import common, mixture_experiment as exp
+from pgm_ladder.training.config import config_to_dict
+from pgm_ladder.training.provenance import provenance
+
+LABELS = {"tagger": "Tagger", "rtagger": "RTagger", "vb": "VB (same iters)"}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("mixture", help="Tagger and RTagger vs VB and the NUTS gold standard on the "
+                              "embedded perceptual-grouping mixture", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(exp.PRESETS), default="cpu",
+                   help="training/eval budget (default: cpu, about 8 minutes on 2 cores)")
+    p.add_argument("--steps", type=int, default=None, help="training steps per engine")
+    p.add_argument("--seed", type=int, default=0, help="training seed (model and eval set are fixed)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps")
+    p.add_argument("--out", type=Path, default=Path("runs/check-mixture"), help="output directory")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any field of the mixture experiment config (repeatable)")
+    common.add_threads_argument(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def vb_state_scores(model, data: exp.EvalSet, pi, m, v) -> dict:
+    """AMI/ARI, predictive cost, plug-in MSE and the slides' grouping cost of one VB state."""
+    s = metrics.grouping_scores(data.z, pi)
+    n = data.x.shape[1]
+    cost = vb_predictive_cost(data.x, data.x_noisy, pi, m, v, model.group_vars, model.noise_std ** 2)
+    return {"ami": s["ami"], "ari": s["ari"], "cost": float(cost.mean()) / n,
+            "mse": exp.mse_per_pixel(model.clean_mean(data.x_noisy, pi, m), data.x),
+            "grouping_cost": float(model.grouping_cost(data.x, pi, m, v).mean()) / n}
+
+
+def vb_scores(model, data: exp.EvalSet, iterations: int, max_iters: int) -> tuple[dict, dict, dict]:
+    """VB after 1..``iterations`` and at convergence from TAG-like random masks:
+    ``(per-iteration scores, converged scores, what the figure shows)``."""
+    gen = torch.Generator().manual_seed(data.init_seed)
+    res = model.vb(data.x_noisy, iterations, init="random", generator=gen)
+    states = [vb_state_scores(model, data, res.pi[t], res.m[t], res.v[t]) for t in range(iterations)]
+    per_iter = {key: [s[key] for s in states] for key in states[0]}
+    gen = torch.Generator().manual_seed(data.init_seed)
+    conv = model.vb_converged(data.x_noisy, max_iters=max_iters, init="random", generator=gen)
+    converged = vb_state_scores(model, data, conv.pi, conv.m, conv.v)
+    converged.update(iterations_used=int(conv.iterations), max_iters=max_iters,
+                     converged_fraction=float(conv.converged.double().mean()))
+    return per_iter, converged, {"vb": res.pi[-1], "vb_converged": conv.pi}
+
+
+def gold_scores(model, data: exp.EvalSet, task: exp.MixtureTask, seed: int) -> tuple[dict, torch.Tensor]:
+    """The NUTS gold standard on the first ``task.gold_images`` images."""
+    n = min(task.gold_images, data.size)
+    x, xn = data.x[:n], data.x_noisy[:n]
+    gold = model.gold_standard(xn, num_samples=task.gold_samples, warmup=task.gold_warmup, seed=seed)
+    s = metrics.grouping_scores(data.z[:n], gold.assign_probs)
+    cost = sampled_predictive_cost(x, xn, model.assignment_probs_given_h(xn, gold.samples),
+                                   model.group_means(gold.samples), model.group_vars, model.noise_std ** 2)
+    out = {"ami": s["ami"], "ari": s["ari"], "cost": float(cost.mean()) / x.shape[1],
+           "mse": exp.mse_per_pixel(gold.denoised, x), "images": n, "warmup": task.gold_warmup,
+           "samples": task.gold_samples, "wall_time_s": gold.wall_s}
+    out.update({k: v for k, v in gold.diagnostics.items() if isinstance(v, (int, float, str))})
+    return out, gold.assign_probs
+
+
+def subset_ami(data: exp.EvalSet, probs: torch.Tensor, n: int) -> float:
+    return metrics.grouping_scores(data.z[:n], probs[:n])["ami"]
+
+
+def table(scores: dict, iterations: int) -> str:
+    methods = [m for m in LABELS if m in scores]
+    keys = ("ami", "cost", "mse")
+    rows = [[t + 1] + [scores[m][key][t] for key in keys for m in methods] for t in range(iterations)]
+    pad = [""] * (len(methods) - 1)
+    for name, label in (("vb_converged", "VB converged"), ("gold", "gold (NUTS)")):
+        rows.append([label] + [v for key in keys for v in [scores[name][key]] + pad])
+    head = ["iteration"] + [f"{key} {LABELS[m]}" for key in ("AMI", "cost", "MSE") for m in methods]
+    return ("Grouping AMI against the true assignments (higher is better); denoising cost −log p(x | x̃) "
+            "(nats/pixel) and MSE per pixel of the clean x (lower is better)\n" + report.text_table(head, rows))
+
+
+def acceptance(scores: dict) -> dict:
+    """The issue's acceptance criteria, evaluated on the measured numbers."""
+    r, vb, gold = scores["rtagger"]["ami"], scores["vb"]["ami"], scores["gold"]
+    return {"rtagger_ge_vb_same_iters": r[-1] >= vb[-1],
+            "rtagger_within_0.05_of_gold": abs(gold["rtagger_ami_same_images"] - gold["ami"]) <= 0.05,
+            "rtagger_ami_increasing": all(b > a for a, b in zip(r, r[1:]))}
+
+
+@common.with_threads
+def run(args) -> int:
+    start = time.time()
+    args.out.mkdir(parents=True, exist_ok=True)
+    trained = {e: common.train_or_reuse(exp.SPEC, args, e, common.engine_overrides(args, e)) for e in exp.ENGINES}
+    config = trained["rtagger"][0]
+    task = config.task
+    model = exp.embedded_model(task.model)
+    device = next(trained["rtagger"][1].model.parameters()).device
+    data = exp.make_eval_set(model, task)
+    print(f"explicit model: {model}; {data.size} fresh images")
+    scores, shown = {}, {}
+    for name, (_, res) in trained.items():
+        scores[name], shown[name] = exp.engine_scores(res.model, data, task.iterations, device)
+    scores["vb"], scores["vb_converged"], vb_shown = vb_scores(model, data, task.iterations, task.vb_max_iters)
+    shown.update(vb_shown)
+    scores["gold"], shown["gold"] = gold_scores(model, data, task, args.seed)
+    n_gold = scores["gold"]["images"]
+    for name in ("tagger", "rtagger", "vb", "vb_converged"):
+        scores["gold"][f"{name}_ami_same_images"] = subset_ami(data, shown[name], n_gold)
+    print()
+    print(table(scores, task.iterations))
+    print(f"on the {n_gold} gold-standard images: " + ", ".join(
+        f"{k} {scores['gold'][f'{k}_ami_same_images']:.4f}" for k in ("tagger", "rtagger", "vb", "vb_converged"))
+        + f", gold {scores['gold']['ami']:.4f}")
+    payload = dict(scores)
+    payload["acceptance"] = acceptance(scores)
+    payload["settings"] = {
+        "model": task.model, "model_args": exp.EMBEDDED_MODELS[task.model], "preset": args.preset,
+        "seed": args.seed, "iterations": task.iterations, "eval_images": data.size,
+        "torch_threads": torch.get_num_threads(),
+        "engines": {name: {"run_dir": str(res.run_dir), "steps": res.step, "config": config_to_dict(cfg)}
+                    for name, (cfg, res) in trained.items()},
+    }
+    payload["wall_time_s"] = time.time() - start
+    payload.update(provenance(device))
+    report.write_json_atomic(args.out / "results.json", payload)
+    from pgm_ladder.checks.mixture_figures import plot_groupings
+
+    plot_groupings(data, shown, args.out / "groupings.png",
+                   title=f"check mixture — preset {args.preset}, seed {args.seed}")
+    print("acceptance: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in payload["acceptance"].items()))
+    print(f"\nwrote {args.out / 'results.json'} and {args.out / 'groupings.png'} ({payload['wall_time_s']:.0f} s)")
+    return 0

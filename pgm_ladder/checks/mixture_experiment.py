@@ -1,0 +1,212 @@
+"""The ``mixture`` experiment: Tagger and RTagger trained on fresh samples of the embedded
+Tagger mixture (SPEC §2.3, §3.3) with the shared trainer, scored by grouping AMI (SPEC §4).
+
+The embedded model (``task.model = "default"``, ours): 12×12 images, ``K = 3`` groups
+whose appearances ``μ_k = B h_k`` are random stripe textures (the lowest 2-D sinusoid,
+``d = 2``: a random amplitude and phase per group, per-pixel prior std 3,
+:meth:`TaggerMixture.textures`), every pixel assigned to a group at random (``ρ``
+uniform), group std ``σ_k = 0.1`` and Gaussian corruption ``σ = 0.3``. The three textures overlap in intensity, so a
+pixel's value alone does not tell its group: grouping needs the appearances, which are
+themselves inferred from the grouping — the chicken-and-egg problem that iterative
+inference (VB, TAG) solves. The model is the same for every run and engine. (With two
+frequencies, ``d = 4``, neither engine learned to group within the CPU budget: AMI < 0.05
+after 6000 steps; see docs/results/check-mixture.md.)
+
+Task (SPEC §3.3): TAG's denoising cost ``−log Σ_k m_k N(x; z_k, v)`` against the *clean*
+``x``, averaged over iterations; engines see only ``x̃``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from explicit_models.tagger_mixture import TaggerMixture
+from learned_inference import LadderConfig, RLadderConfig
+from learned_inference.tag import Tag, TagConfig
+from learned_inference.tag_costs import tag_cost
+from pgm_ladder import metrics
+from pgm_ladder.training.batches import SampledStream
+from pgm_ladder.training.config import ExperimentConfig, OptimConfig, TrainConfig
+from pgm_ladder.training.registry import ExperimentSpec, Parts, register_experiment
+
+#: the embedded default model: ``TaggerMixture.textures`` arguments (ours, every one pinned)
+EMBEDDED_MODELS = {"default": dict(height=12, width=12, groups=3, num_freqs=1, amplitude=3.0,
+                                   group_std=0.1, noise_std=0.3, offset_spread=0.0)}
+ENGINES = ("tagger", "rtagger")
+
+
+def embedded_model(name: str) -> TaggerMixture:
+    """The embedded explicit model ``name``, float64."""
+    if name not in EMBEDDED_MODELS:
+        raise ValueError(f"task.model: expected one of {sorted(EMBEDDED_MODELS)}, got {name!r}")
+    return TaggerMixture.textures(**EMBEDDED_MODELS[name])
+
+
+@dataclass
+class MixtureTask:
+    """What is trained and how it is scored. ``iterations`` TAG iterations in training and
+    evaluation; ``eval_samples`` fresh images drawn with ``eval_seed`` (the masks' random
+    initialisation too). For ``check mixture``: VB runs ``vb_max_iters`` iterations at most
+    to convergence; the NUTS gold standard runs on the first ``gold_images`` of the eval
+    images with ``gold_warmup`` + ``gold_samples`` draws."""
+
+    model: Literal["default"] = "default"
+    engine: Literal["tagger", "rtagger"] = "rtagger"
+    iterations: int = 4
+    eval_samples: int = 500
+    eval_seed: int = 20161205
+    vb_max_iters: int = 500
+    gold_images: int = 100
+    gold_warmup: int = 200
+    gold_samples: int = 200
+
+
+@dataclass
+class TagSettings:
+    """The TAG wrapper's own settings (SPEC §3.3); the inner engine is the ``ladder`` or
+    ``rladder`` section (its ``input_dim`` is set to ``projection_dim``)."""
+
+    projection_dim: int = 256
+    projection_norm: Literal["batch", "layer", "none"] = "batch"
+
+
+def _ladder_default() -> LadderConfig:
+    return LadderConfig(input_dim=256, hidden_dims=(128, 64), combinator_sigmoid_v=True)
+
+
+def _rladder_default() -> RLadderConfig:
+    return RLadderConfig(input_dim=256, hidden_dims=(128, 64))
+
+
+@dataclass
+class MixtureConfig(ExperimentConfig):
+    task: MixtureTask = field(default_factory=MixtureTask)
+    tag: TagSettings = field(default_factory=TagSettings)
+    ladder: LadderConfig = field(default_factory=_ladder_default)
+    rladder: RLadderConfig = field(default_factory=_rladder_default)
+
+
+def tag_config(config: MixtureConfig, model: TaggerMixture) -> TagConfig:
+    """The TAG config of the chosen engine, sized from ``model``."""
+    inner = config.ladder if config.task.engine == "tagger" else config.rladder
+    p = config.tag.projection_dim
+    return TagConfig(input_dim=model.num_pixels, engine=inner, noise_var=float(model.noise_std) ** 2,
+                     groups=model.num_groups, projection_dim=config.tag.projection_dim,
+                     projection_norm=config.tag.projection_norm, init_mean=0.0)
+
+
+@dataclass
+class EvalSet:
+    """Fresh samples of the model and the generator seed of the masks' initialisation."""
+
+    x: torch.Tensor
+    x_noisy: torch.Tensor
+    z: torch.Tensor
+    init_seed: int
+
+    @property
+    def size(self) -> int:
+        return self.x.shape[0]
+
+
+def make_eval_set(model: TaggerMixture, task: MixtureTask, size: int | None = None) -> EvalSet:
+    s = model.sample(size or task.eval_samples, generator=torch.Generator().manual_seed(task.eval_seed))
+    return EvalSet(s.x, s.x_noisy, s.z, task.eval_seed + 1)
+
+
+@torch.no_grad()
+def run_engine(net: Tag, data: EvalSet, iterations: int, device, batch: int = 500):
+    """Per-iteration masks ``[(n, K, N)] * T`` and denoised images ``Σ_k m_k z_k``
+    ``[(n, N)] * T`` on ``data`` (eval mode, float64, on the CPU) and the per-iteration
+    TAG cost in nats per pixel."""
+    net.eval()
+    gen = torch.Generator(device=device).manual_seed(data.init_seed)
+    dtype = next(net.parameters()).dtype
+    masks, denoised = [[] for _ in range(iterations)], [[] for _ in range(iterations)]
+    costs = torch.zeros(iterations, dtype=torch.float64)
+    for start in range(0, data.size, batch):
+        xn = data.x_noisy[start:start + batch].to(device, dtype)
+        xc = data.x[start:start + batch].to(device, dtype)
+        out = net(xn, iterations=iterations, generator=gen)
+        costs += tag_cost(out, xc).per_iteration.double().cpu() * xn.shape[0]
+        for t, it in enumerate(out.iterations):
+            masks[t].append(it.mask.double().cpu())
+            denoised[t].append(it.denoised.double().cpu())
+    return ([torch.cat(m) for m in masks], [torch.cat(d) for d in denoised],
+            (costs / (data.size * data.x.shape[1])).tolist())
+
+
+def mse_per_pixel(estimate: torch.Tensor, clean: torch.Tensor) -> float:
+    return float((estimate - clean).pow(2).mean())
+
+
+def engine_scores(net: Tag, data: EvalSet, iterations: int, device) -> tuple[dict, torch.Tensor]:
+    """``{"ami", "ari", "cost", "mse"}`` per iteration (cost: nats per pixel; mse per pixel)
+    and the last iteration's masks."""
+    masks, denoised, costs = run_engine(net, data, iterations, device)
+    scores = [metrics.grouping_scores(data.z, m) for m in masks]
+    return ({"ami": [s["ami"] for s in scores], "ari": [s["ari"] for s in scores], "cost": costs,
+             "mse": [mse_per_pixel(d, data.x) for d in denoised]}, masks[-1])
+
+
+def task_losses(net, batch, task: MixtureTask) -> dict:
+    """TAG's cost averaged over iterations (nats per pixel), SPEC §3.3."""
+    x_noisy, x_clean = batch
+    cost = tag_cost(net(x_noisy, iterations=task.iterations), x_clean)
+    per_pixel = cost.per_iteration.detach() / x_clean.shape[1]
+    return {"loss": cost.per_pixel, "cost_first": per_pixel[0], "cost_last": per_pixel[-1]}
+
+
+def build(config: MixtureConfig, device: torch.device, seed: int) -> Parts:
+    model = embedded_model(config.task.model)
+    net = Tag(tag_config(config, model)).to(device)
+
+    def sample_batch(generator: torch.Generator, n: int):
+        s = model.sample(n, generator=generator)
+        return s.x_noisy.float(), s.x.float()
+
+    cache = {}
+
+    def evaluate(engine) -> dict:
+        if "data" not in cache:
+            cache["data"] = make_eval_set(model, config.task)
+        scores, _ = engine_scores(engine, cache["data"], config.task.iterations, device)
+        return {f"{name}/iter{t}": v for name, values in scores.items() for t, v in enumerate(values, 1)}
+
+    return Parts(model=net, train_batches=SampledStream(sample_batch, config.train.batch_size, seed),
+                 loss=lambda engine, batch: task_losses(engine, batch, config.task), evaluate=evaluate)
+
+
+def _preset(steps: int, batch_size: int, eval_samples: int, projection: int, hidden, lr=1e-3,
+            vb_max_iters: int = 500, gold=(100, 200, 200)) -> MixtureConfig:
+    return MixtureConfig(
+        train=TrainConfig(steps=steps, batch_size=batch_size, schedule="cosine",
+                          warmup_steps=min(100, steps // 10), checkpoint_every=max(1, steps // 4),
+                          log_every=max(1, steps // 50)),
+        optim=OptimConfig(lr=lr),
+        task=MixtureTask(iterations=4, eval_samples=eval_samples, vb_max_iters=vb_max_iters,
+                         gold_images=gold[0], gold_warmup=gold[1], gold_samples=gold[2]),
+        tag=TagSettings(projection_dim=projection),
+        ladder=LadderConfig(input_dim=projection, hidden_dims=hidden, combinator_sigmoid_v=True),
+        rladder=RLadderConfig(input_dim=projection, hidden_dims=hidden),
+    )
+
+
+PRESETS = {
+    "smoke": lambda: _preset(steps=10, batch_size=16, eval_samples=32, projection=32, hidden=(32, 16),
+                             vb_max_iters=20, gold=(4, 10, 10)),
+    "cpu": lambda: _preset(steps=2500, batch_size=64, eval_samples=500, projection=256, hidden=(128, 64),
+                           lr=2e-3),
+    "paper": lambda: _preset(steps=50000, batch_size=128, eval_samples=2000, projection=256, hidden=(256, 128),
+                             gold=(500, 500, 500)),
+}
+
+SPEC = register_experiment(ExperimentSpec(
+    name="mixture",
+    config_type=MixtureConfig,
+    presets=PRESETS,
+    build=build,
+    description="Tagger / RTagger on the embedded Tagger mixture (SPEC §2.3, §3.3)",
+))
