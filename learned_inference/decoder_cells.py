@@ -42,7 +42,27 @@ class DecoderCell(nn.Module, abc.ABC):
         """``(batch, top_width), (batch, lateral_width) -> (batch, output_width)``."""
 
 
-class G1DecoderCell(DecoderCell):
+class GatedUpdate:
+    """The gated update shared by G1 and the ConvG cells (SPEC §3.2, ours): a cell that
+    defines ``V``, ``norm_mu``, ``W_s``, ``norm_s``, ``U`` (linear or convolutional, dim 1 =
+    units / channels) and ``_check`` gets ``μ̂ = N(V d_{l+1})``, ``s = sig(N_s(W_s [e_l, μ̂]))``
+    and ``d_l = s ⊙ U e_l + (1 − s) ⊙ μ̂``."""
+
+    def gate_and_prediction(self, top_down: torch.Tensor,
+                            lateral: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(s, μ̂)``, each shaped like the output ``d_l``."""
+        self._check(top_down, lateral)
+        mu = self.norm_mu(self.V(top_down))
+        s = torch.sigmoid(self.norm_s(self.W_s(torch.cat([lateral, mu], dim=1))))
+        return s, mu
+
+    def gated_output(self, top_down: torch.Tensor, lateral: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(d_l, μ̂)``."""
+        s, mu = self.gate_and_prediction(top_down, lateral)
+        return s * self.U(lateral) + (1 - s) * mu, mu
+
+
+class G1DecoderCell(GatedUpdate, DecoderCell):
     """Gated decoder cell (OUR reconstructed G1, SPEC §3.2)::
 
         μ̂ = N(V d_{l+1})                       top-down prediction
@@ -63,17 +83,8 @@ class G1DecoderCell(DecoderCell):
         self.norm_s = make_norm(norm, output_width)
         self.U = nn.Linear(lateral_width, output_width)
 
-    def gate_and_prediction(self, top_down: torch.Tensor,
-                            lateral: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(s, μ̂)``, each ``(batch, output_width)``."""
-        self._check(top_down, lateral)
-        mu = self.norm_mu(self.V(top_down))
-        s = torch.sigmoid(self.norm_s(self.W_s(torch.cat([lateral, mu], dim=1))))
-        return s, mu
-
     def forward(self, top_down: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
-        s, mu = self.gate_and_prediction(top_down, lateral)
-        return s * self.U(lateral) + (1 - s) * mu
+        return self.gated_output(top_down, lateral)[0]
 
 
 class LadderCombinatorDecoderCell(DecoderCell):

@@ -2,7 +2,9 @@
 directory per engine (trained once, resumed if interrupted, reused when finished)."""
 from __future__ import annotations
 
+import argparse
 import functools
+from pathlib import Path
 
 import torch
 
@@ -10,6 +12,28 @@ from pgm_ladder.training import runner
 from pgm_ladder.training.config import apply_overrides
 from pgm_ladder.training.registry import ExperimentSpec
 from pgm_ladder.training.run_dir import RunDir
+
+
+def add_check_parser(subparsers, name: str, help: str, description: str, presets, minutes: int,
+                     threads: bool = True) -> argparse.ArgumentParser:
+    """The ``check NAME`` sub-parser with the options every check shares: ``--preset``
+    (default ``cpu``, about ``minutes`` on 2 cores), ``--steps``, ``--seed``, ``--device``,
+    ``--out`` (default ``runs/check-NAME``), ``--set``, ``--threads`` (if ``threads``) and
+    ``--quiet``. The caller adds its own options and ``set_defaults(func=...)``."""
+    p = subparsers.add_parser(name, help=help, description=description,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(presets), default="cpu",
+                   help=f"training/eval budget (default: cpu, about {minutes} minutes on 2 cores)")
+    p.add_argument("--steps", type=int, default=None, help="training steps per engine")
+    p.add_argument("--seed", type=int, default=0, help="training seed (model and eval set are fixed)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps")
+    p.add_argument("--out", type=Path, default=Path(f"runs/check-{name}"), help="output directory")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override any field of the {name} experiment config (repeatable)")
+    if threads:
+        add_threads_argument(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
 
 
 def engine_overrides(args, engine: str, *fixed: str) -> list[str]:

@@ -19,15 +19,13 @@ distribution given ``x̃`` — engines: TAG's ``−log Σ_k m_k N(x; z_k, v)``; 
 predictive ``q(x | x̃)``; gold: the posterior predictive averaged over the NUTS draws
 (``explicit_models.tagger_predictive``) — plus the MSE of each method's denoised image.
 VB's slides' cost ``−log Σ_k π_k N(x; m_k, σ_k² + v_k)`` (the prior predictive of the
-assigned group, far larger) is in ``results.json`` as ``grouping_cost``. Writes ``OUT/results.json`` and
-``OUT/groupings.png`` and prints the table. Re-running with the same ``--out`` reuses
-finished engine runs and resumes interrupted ones.
+assigned group, far larger) is in ``results.json`` as ``grouping_cost``.
+Writes ``OUT/results.json`` and ``OUT/groupings.png`` and prints the table. Re-running with
+the same ``--out`` reuses finished engine runs and resumes interrupted ones.
 """
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import torch
 
@@ -41,19 +39,9 @@ LABELS = {"tagger": "Tagger", "rtagger": "RTagger", "vb": "VB (same iters)"}
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("mixture", help="Tagger and RTagger vs VB and the NUTS gold standard on the "
-                              "embedded perceptual-grouping mixture", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(exp.PRESETS), default="cpu",
-                   help="training/eval budget (default: cpu, about 8 minutes on 2 cores)")
-    p.add_argument("--steps", type=int, default=None, help="training steps per engine")
-    p.add_argument("--seed", type=int, default=0, help="training seed (model and eval set are fixed)")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps")
-    p.add_argument("--out", type=Path, default=Path("runs/check-mixture"), help="output directory")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any field of the mixture experiment config (repeatable)")
-    common.add_threads_argument(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p = common.add_check_parser(subparsers, "mixture", ("Tagger and RTagger vs VB and the "
+                                "NUTS gold standard on the embedded perceptual-grouping mixture"),
+                                __doc__, exp.PRESETS, 8, threads=True)
     p.set_defaults(func=run)
 
 

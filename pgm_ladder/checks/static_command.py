@@ -8,9 +8,7 @@ Re-running with the same ``--out`` reuses finished engine runs and resumes inter
 """
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 from pgm_ladder import harness, report
 from pgm_ladder.checks import common, static_experiment as exp
@@ -21,21 +19,11 @@ ENGINES = ("ladder", "rladder")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("static", help="Ladder and RLadder vs the exact posterior of the "
-                              "embedded static Gaussian hierarchy",
-                              description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = common.add_check_parser(subparsers, "static", ("Ladder and RLadder vs the exact "
+                                "posterior of the embedded static Gaussian hierarchy"),
+                                __doc__, exp.PRESETS, 5, threads=False)
     p.add_argument("--model", choices=sorted(exp.EMBEDDED_MODELS), default="mixture",
                    help="embedded explicit model (default: mixture)")
-    p.add_argument("--preset", choices=sorted(exp.PRESETS), default="cpu",
-                   help="training/eval budget (default: cpu, about 5 minutes on 2 cores)")
-    p.add_argument("--steps", type=int, default=None, help="training steps per engine")
-    p.add_argument("--seed", type=int, default=0, help="training seed (model and eval set are fixed)")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps")
-    p.add_argument("--out", type=Path, default=Path("runs/check-static"), help="output directory")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any field of the static experiment config (repeatable)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
 

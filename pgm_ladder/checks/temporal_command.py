@@ -15,9 +15,7 @@ Re-running with the same ``--out`` reuses finished engine runs and resumes inter
 """
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import torch
 
@@ -32,19 +30,9 @@ LABELS = {"rladder": "RLadder", "no_decoder": "no decoder", "no_decoder_to_encod
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("temporal", help="temporal RLadder and ablations vs the Kalman filter of the "
-                              "embedded temporal Gaussian hierarchy", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(exp.PRESETS), default="cpu",
-                   help="training/eval budget (default: cpu, about 5 minutes on 2 cores)")
-    p.add_argument("--steps", type=int, default=None, help="training steps per engine")
-    p.add_argument("--seed", type=int, default=0, help="training seed (model and eval set are fixed)")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps")
-    p.add_argument("--out", type=Path, default=Path("runs/check-temporal"), help="output directory")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any field of the temporal experiment config (repeatable)")
-    common.add_threads_argument(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p = common.add_check_parser(subparsers, "temporal", ("temporal RLadder and ablations vs the Kalman "
+                                "filter of the embedded temporal Gaussian hierarchy"),
+                                __doc__, exp.PRESETS, 5, threads=True)
     p.set_defaults(func=run)
 
 

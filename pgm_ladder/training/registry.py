@@ -30,6 +30,7 @@ EXPERIMENT_MODULES: dict[str, str] = {
     "static": "pgm_ladder.checks.static_experiment",
     "temporal": "pgm_ladder.checks.temporal_experiment",
     "mixture": "pgm_ladder.checks.mixture_experiment",
+    "occluded_mnist": "experiments.occluded_mnist.experiment",
 }
 
 

@@ -1,0 +1,9 @@
+"""Occluded Moving MNIST (RLadder paper §3.1, Tables 1–2, Figure 4; SPEC §5–7).
+
+Modules: :mod:`.config` (typed configs, presets, rows, regimes), :mod:`.data` (sequences,
+training pools, batches), the row models :mod:`.static` (optimal reconstruction + static
+classifier), :mod:`.baseline` (temporal baseline), :mod:`.ladder_rows` (hierarchical RNN,
+RLadder and ablations), :mod:`.mean_teacher`, :mod:`.rows` (row name -> model and tasks),
+:mod:`.task` (costs and scores), :mod:`.experiment` (the registered ``occluded_mnist``
+experiment), :mod:`.figures` (Figure 4) and :mod:`.tables` (Tables 1–2). See README.md.
+"""

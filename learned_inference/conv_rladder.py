@@ -1,0 +1,224 @@
+"""Convolutional Recurrent Ladder for video (SPEC §3.2; RLadder paper §3.1, Fig. 3).
+
+One RLadder iteration per frame; encoder states and decoder outputs are carried from frame
+``t`` to ``t+1`` (:class:`~learned_inference.rladder.RLadderCarry`, as in the fully
+connected :class:`~learned_inference.rladder.RLadder`). Levels, for ``channels = (c_1..c_K)``
+and an ``S×S`` image with ``C`` channels (level ``l`` at resolution ``S / 2^(l-1)``)::
+
+    e_0,t   = x_t                                                (batch, C, S, S)
+    e_1,t   = ConvLSTM_1([x_t, d_0,t-1, d_1,t-1])
+    e_l,t   = ConvLSTM_l([down_l(e_l-1,t), d_l,t-1])             l = 2..K
+    e_top,t = LSTM_top([flatten(down_top(e_K,t)), d_top,t-1])    fully connected top (1x1 ConvLSTM)
+    d_top,t = G1(e_top,t, e_top,t)                               LayerNorm (BatchNorm for convg1)
+    d_K,t   = ConvG_K(up(unflatten(Linear(d_top,t))), e_K,t)
+    d_l,t   = ConvG_l(up(d_l+1,t), e_l,t)                        l = K-1..1
+    d_0,t   = ConvG_0(d_1,t, x_t)                                (batch, bottom_channels, S, S)
+    prediction x̂_t+1 = sig(Conv1x1(d_0,t));   class logits_t = Linear(e_top,t)
+
+``down`` = Conv k×k + BatchNorm + ReLU + 2×2 max-pooling (the paper normalises every
+non-recurrent encoder layer with BatchNorm, App. A.4); ``up`` = 2× nearest upsampling.
+
+Design decisions that are OURS (the architecture appendix D.1 is missing from our text):
+the level layout above, one conv layer between ConvLSTMs, the bottom link (``d_0,t-1``
+enters encoder cell 1 beside ``x_t``, as in the fully connected RLadder), each encoder
+cell convolving and normalising its bottom-up input and each decoder input separately
+with the decoder inputs' normalisation gains initialised to ``feedback_gain_init`` (0:
+the RLadder starts as the hierarchical RNN and learns to use its decoder; with gain 1 —
+with one shared normalisation too — the classification cost hardly decreased in the first
+hundred steps of our CPU runs, whether or not gradients flowed back through the feedback),
+the sigmoid 1×1 read-out of the prediction from ``d_0``. Ablations: ``decoder_to_encoder=False`` feeds zeros in place
+of every ``d_l,t-1`` (same widths); ``use_decoder=False`` (hierarchical RNN) builds no
+decoder, no ``d`` inputs and no prediction (``predictions`` is ``None``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+
+from . import config_utils as cu
+from .base import check_shape
+from .cells import NORM_KINDS
+from .conv_cells import (CONV_DECODER_CELLS, ConvLSTMEncoderCell, build_conv_decoder_cell,
+                         decoder_norm)
+from .decoder_cells import G1DecoderCell
+from .rladder import RLadderCarry
+
+
+@dataclass
+class ConvRLadderConfig:
+    """Configuration of :class:`ConvRLadder` (module docstring). ``image_size`` must be
+    divisible by ``2 ** len(channels)``; ``encoder_norm`` is the normalisation after the
+    ConvLSTM input convolutions (LayerNorm in the RLadder experiments, BatchNorm option);
+    ``feedback_gain_init`` the initial gain of the decoder inputs of the encoder cells."""
+
+    in_channels: int = 1
+    image_size: int = 32
+    channels: tuple[int, ...] = (16, 32, 64)
+    top_width: int = 128
+    bottom_channels: int = 16
+    num_classes: int = 10
+    kernel_size: int = 3
+    encoder_norm: str = "layer"
+    decoder_cell: str = "convg2"
+    use_decoder: bool = True
+    decoder_to_encoder: bool = True
+    feedback_gain_init: float = 0.0
+
+    def __post_init__(self) -> None:
+        cu.check_positive_int(self.in_channels, "in_channels")
+        cu.check_positive_int(self.image_size, "image_size")
+        self.channels = cu.check_widths(self.channels, "channels")
+        cu.check_positive_int(self.top_width, "top_width")
+        cu.check_positive_int(self.bottom_channels, "bottom_channels")
+        cu.check_nonnegative_int(self.num_classes, "num_classes")
+        if cu.check_positive_int(self.kernel_size, "kernel_size") % 2 == 0:
+            raise ValueError(f"kernel_size: expected an odd int, got {self.kernel_size}")
+        cu.check_choice(self.encoder_norm, NORM_KINDS, "encoder_norm")
+        cu.check_choice(self.decoder_cell, CONV_DECODER_CELLS, "decoder_cell")
+        cu.check_bool(self.use_decoder, "use_decoder")
+        cu.check_bool(self.decoder_to_encoder, "decoder_to_encoder")
+        cu.check_nonnegative_float(self.feedback_gain_init, "feedback_gain_init")
+        if self.image_size % 2 ** len(self.channels):
+            raise ValueError(f"image_size: {self.image_size} is not divisible by 2^{len(self.channels)} "
+                             f"(one 2x pooling after each of the {len(self.channels)} conv levels)")
+
+    def sizes(self) -> list[int]:
+        """Spatial size of levels ``0..K`` and of the map flattened into the top."""
+        K = len(self.channels)
+        return [self.image_size] + [self.image_size >> (l - 1) for l in range(1, K + 1)] \
+            + [self.image_size >> K]
+
+
+def down_block(channels: int, kernel_size: int) -> nn.Sequential:
+    """Conv k×k + BatchNorm + ReLU + 2×2 max-pooling (a non-recurrent encoder layer)."""
+    return nn.Sequential(nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, bias=False),
+                         nn.BatchNorm2d(channels), nn.ReLU(), nn.MaxPool2d(2))
+
+
+@dataclass
+class ConvStep:
+    """One frame's outputs: ``prediction`` ``(B, C, S, S)`` of the next frame (None without a
+    decoder), ``class_logits`` ``(B, classes)`` or None, ``bottom`` = ``d_0,t`` (None without a
+    decoder), ``levels`` the encoder (no decoder) or decoder activations, bottom to top."""
+
+    prediction: Optional[torch.Tensor]
+    class_logits: Optional[torch.Tensor]
+    bottom: Optional[torch.Tensor]
+    levels: list
+
+
+@dataclass
+class ConvRLadderOutput:
+    """``predictions`` ``(B, T, C, S, S)``: index ``t-1`` = ``x̂_t+1``, predicted after frame
+    ``t``; ``class_logits`` ``(B, T, classes)``; ``bottom`` ``(B, T, c_0, S, S)`` (if asked)."""
+
+    predictions: Optional[torch.Tensor]
+    class_logits: Optional[torch.Tensor]
+    bottom: Optional[torch.Tensor] = None
+
+
+class ConvRLadder(nn.Module):
+    """Convolutional RLadder, one step per frame (module docstring)."""
+
+    def __init__(self, config: ConvRLadderConfig) -> None:
+        super().__init__()
+        self.config = cfg = config
+        c, K, k, dec = cfg.channels, len(config.channels), cfg.kernel_size, cfg.use_decoder
+        self.sizes = sz = cfg.sizes()
+        flat = c[-1] * sz[-1] ** 2
+        # input parts of each encoder cell: bottom-up input, then the decoder inputs d_l,t-1
+        ins = [(cfg.in_channels, cfg.bottom_channels, c[0]) if dec else (cfg.in_channels,)] + \
+            [(c[l - 1], c[l]) if dec else (c[l - 1],) for l in range(1, K)]
+        gains = lambda parts: (1.0,) + (cfg.feedback_gain_init,) * (len(parts) - 1)  # noqa: E731
+        self.encoder_cells = nn.ModuleList(
+            ConvLSTMEncoderCell(ins[l], c[l], sz[l + 1], k, cfg.encoder_norm, gains(ins[l])) for l in range(K))
+        self.down = nn.ModuleList(down_block(c[l], k) for l in range(K))  # below level l+2 / top
+        # the fully connected top LSTM, as a 1x1 ConvLSTM on (batch, width, 1, 1)
+        top_parts = (flat, cfg.top_width) if dec else (flat,)
+        self.top_cell = ConvLSTMEncoderCell(top_parts, cfg.top_width, (1, 1), 1, cfg.encoder_norm,
+                                            gains(top_parts))
+        self.class_head = nn.Linear(cfg.top_width, cfg.num_classes) if cfg.num_classes else None
+        if dec:
+            self.top_decoder = G1DecoderCell(cfg.top_width, cfg.top_width, cfg.top_width,
+                                             decoder_norm(cfg.decoder_cell))
+            self.to_map = nn.Linear(cfg.top_width, flat)
+            self.decoder_cells = nn.ModuleList(
+                build_conv_decoder_cell(cfg.decoder_cell, c[min(l, K - 1)],
+                                        cfg.in_channels if l == 0 else c[l - 1],
+                                        cfg.bottom_channels if l == 0 else c[l - 1], sz[l], k)
+                for l in range(K + 1))  # cell l: top = d_l+1 (or the top map), lateral = e_l
+            self.predict_head = nn.Conv2d(cfg.bottom_channels, cfg.in_channels, 1)
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+
+    def init_carry(self, batch: int, device: torch.device, dtype: torch.dtype) -> RLadderCarry:
+        """Zero encoder states and zero ``d_l,0`` (levels ``0..K`` and top)."""
+        cells = list(self.encoder_cells) + [self.top_cell]
+        states = [cell.init_state(batch, device, dtype) for cell in cells]
+        if not self.config.use_decoder:
+            return RLadderCarry(states, [])
+        cfg, sz = self.config, self.sizes
+        shapes = [(cfg.bottom_channels, sz[0], sz[0])] + \
+            [(ch, sz[l + 1], sz[l + 1]) for l, ch in enumerate(cfg.channels)] + [(cfg.top_width,)]
+        return RLadderCarry(states, [torch.zeros(batch, *s, device=device, dtype=dtype) for s in shapes])
+
+    def _encoder(self, x: torch.Tensor, carry: RLadderCarry) -> tuple[list, list]:
+        """``([e_1, ..., e_K, e_top], new states)``."""
+        d_prev = carry.decoder_outputs
+        if d_prev and not self.config.decoder_to_encoder:
+            d_prev = [torch.zeros_like(d) for d in d_prev]
+        below = torch.cat([x, d_prev[0]], dim=1) if d_prev else x
+        enc, states = [], []
+        for l, (cell, state) in enumerate(zip(self.encoder_cells, carry.encoder_states)):
+            if l > 0:
+                below = self.down[l - 1](below)
+            e, state = cell(torch.cat([below, d_prev[l + 1]], 1) if d_prev else below, state)
+            enc.append(e)
+            states.append(state)
+            below = e
+        flat = self.down[-1](below).flatten(1)
+        top_in = torch.cat([flat, d_prev[-1]], 1) if d_prev else flat
+        e, state = self.top_cell(top_in[:, :, None, None], carry.encoder_states[-1])
+        return enc + [e.flatten(1)], states + [state]
+
+    def _decoder(self, x: torch.Tensor, enc: list) -> list:
+        """``[d_0, d_1, ..., d_K, d_top]``."""
+        K, sz = len(self.config.channels), self.sizes
+        top = self.top_decoder(enc[-1], enc[-1])
+        d = [top]
+        below = self.up(self.to_map(top).view(x.shape[0], self.config.channels[-1], sz[-1], sz[-1]))
+        lateral = [x] + enc[:-1]
+        for l in range(K, -1, -1):
+            out = self.decoder_cells[l](below, lateral[l])
+            d.insert(0, out)
+            below = self.up(out) if l > 1 else out
+        return d
+
+    def step(self, x: torch.Tensor, carry: RLadderCarry) -> tuple[ConvStep, RLadderCarry]:
+        """Frame ``x`` ``(batch, C, S, S)`` in; outputs after this frame and the new carry."""
+        cfg = self.config
+        check_shape(x, (None, cfg.in_channels, cfg.image_size, cfg.image_size), "x")
+        enc, states = self._encoder(x, carry)
+        logits = self.class_head(enc[-1]) if self.class_head is not None else None
+        if not cfg.use_decoder:
+            return ConvStep(None, logits, None, enc), RLadderCarry(states, [])
+        d = self._decoder(x, enc)
+        check_shape(d[0], (x.shape[0], cfg.bottom_channels, cfg.image_size, cfg.image_size), "d_0")
+        pred = torch.sigmoid(self.predict_head(d[0]))
+        return ConvStep(pred, logits, d[0], d), RLadderCarry(states, d)
+
+    def forward(self, frames: torch.Tensor, return_bottom: bool = False) -> ConvRLadderOutput:
+        """Run over ``frames`` ``(batch, T, C, S, S)``, one step per frame."""
+        cfg = self.config
+        check_shape(frames, (None, None, cfg.in_channels, cfg.image_size, cfg.image_size), "frames")
+        carry = self.init_carry(frames.shape[0], frames.device, frames.dtype)
+        steps = []
+        for t in range(frames.shape[1]):
+            out, carry = self.step(frames[:, t], carry)
+            steps.append(out)
+        stack = lambda name: (torch.stack([getattr(s, name) for s in steps], 1)  # noqa: E731
+                              if getattr(steps[0], name) is not None else None)
+        return ConvRLadderOutput(stack("prediction"), stack("class_logits"),
+                                 stack("bottom") if return_bottom else None)
