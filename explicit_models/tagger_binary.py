@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import torch
 
-from .tagger_vb import _LOG_2PI, TaggerVBResult, bernoulli_log_prob, predicted_moments
+from .tagger_vb import TaggerVBResult, appearance_elbo_terms, bernoulli_log_prob, predicted_moments
 
 
 def flipped_log_probs(mu, flip_prob):
@@ -107,7 +107,6 @@ def zeta_update(m, v):
 
 def elbo_binary(x_noisy, log_phi, eta, S, logdet_S, zeta, basis, offsets, flip_prob, log_rho):
     """Bound-ELBO ``(B,)``: ``E_q[log p(x̃|x) + JJ(log p(x|z,h)) + log p(z) + log p(h)] + H[q]``."""
-    d = basis.shape[1]
     phi = log_phi.exp()
     m, v = predicted_moments(eta, S, basis, offsets)
     c, slope = jj_bound_terms(m, v, zeta)
@@ -116,9 +115,7 @@ def elbo_binary(x_noisy, log_phi, eta, S, logdet_S, zeta, basis, offsets, flip_p
                  + c.unsqueeze(-1) + s * slope.unsqueeze(-1))
     expected = torch.where(phi > 0, phi * per_state, torch.zeros_like(phi)).sum((-1, -2, -3))
     ent_zx = -torch.where(phi > 0, phi * log_phi, torch.zeros_like(phi)).sum((-1, -2, -3))
-    trace_S = torch.diagonal(S, dim1=-2, dim2=-1).sum(-1)
-    e_log_ph = (-0.5 * (d * _LOG_2PI + (eta ** 2).sum(-1) + trace_S)).sum(-1)
-    ent_h = (0.5 * d * (1.0 + _LOG_2PI) + 0.5 * logdet_S).sum(-1)
+    e_log_ph, ent_h = appearance_elbo_terms(eta, S, logdet_S)
     return expected + ent_zx + e_log_ph + ent_h
 
 

@@ -19,11 +19,7 @@ import math
 
 import torch
 
-_LOG_2PI = math.log(2.0 * math.pi)
-
-
-def _log_normal(x, mean, var):
-    return -0.5 * (_LOG_2PI + torch.log(var) + (x - mean) ** 2 / var)
+from .tagger_vb import gaussian_log_density
 
 
 def conditional_clean_moments(x_noisy, mu, group_vars, noise_var):
@@ -39,7 +35,7 @@ def vb_predictive_cost(x, x_noisy, pi, m, v, group_vars, noise_var):
     mean, var, gain = conditional_clean_moments(x_noisy, m, group_vars, noise_var)
     var = var + gain ** 2 * v
     log_pi = torch.log(pi.clamp_min(torch.finfo(pi.dtype).tiny))
-    return -torch.logsumexp(log_pi + _log_normal(x.unsqueeze(-2), mean, var), dim=-2).sum(-1)
+    return -torch.logsumexp(log_pi + gaussian_log_density(x.unsqueeze(-2), mean, var), dim=-2).sum(-1)
 
 
 def sampled_predictive_cost(x, x_noisy, assign_probs_s, mu_s, group_vars, noise_var):
@@ -47,7 +43,7 @@ def sampled_predictive_cost(x, x_noisy, assign_probs_s, mu_s, group_vars, noise_
     ``assign_probs_s`` and ``mu_s`` ``(S, B, K, N)``."""
     mean, var, _ = conditional_clean_moments(x_noisy, mu_s, group_vars, noise_var)
     log_r = torch.log(assign_probs_s.clamp_min(torch.finfo(assign_probs_s.dtype).tiny))
-    terms = log_r + _log_normal(x.unsqueeze(-2), mean, var)            # (S, B, K, N)
+    terms = log_r + gaussian_log_density(x.unsqueeze(-2), mean, var)            # (S, B, K, N)
     per_draw = torch.logsumexp(terms, dim=-2)                           # (S, B, N)
     log_p = torch.logsumexp(per_draw, dim=0) - math.log(per_draw.shape[0])
     return -log_p.sum(-1)

@@ -95,16 +95,23 @@ def appearance_update(x_noisy, pi, basis, offsets, lam):
 def elbo_terms(x_noisy, pi, log_pi, eta, S, logdet_S, basis, offsets, lam, log_rho):
     """The five ELBO terms ``(B,)`` each, in the order
     ``E[log p(x̃|z,h)], E[log p(z)], E[log p(h)], H[q(z)], H[q(h)]`` (SPEC §2.3)."""
-    d = basis.shape[1]
     m, v = predicted_moments(eta, S, basis, offsets)
     ell = (pi * expected_log_likelihood_terms(x_noisy, m, v, lam)).sum((-1, -2))
     # π log ρ and −π log π with the convention 0 log 0 = 0
     e_log_pz = (pi * log_rho.unsqueeze(-1)).sum((-1, -2))
     ent_z = -torch.where(pi > 0, pi * log_pi, torch.zeros_like(pi)).sum((-1, -2))
+    e_log_ph, ent_h = appearance_elbo_terms(eta, S, logdet_S)
+    return ell, e_log_pz, e_log_ph, ent_z, ent_h
+
+
+def appearance_elbo_terms(eta, S, logdet_S):
+    """``E_q[log p(h)]`` and ``H[q(h)]`` ``(B,)`` each, summed over groups, for
+    ``p(h_k) = N(0, I_d)`` and ``q(h_k) = N(η_k, S_k)`` (shared by the Gaussian and binary ELBOs)."""
+    d = eta.shape[-1]
     trace_S = torch.diagonal(S, dim1=-2, dim2=-1).sum(-1)
     e_log_ph = (-0.5 * (d * _LOG_2PI + (eta ** 2).sum(-1) + trace_S)).sum(-1)
     ent_h = (0.5 * d * (1.0 + _LOG_2PI) + 0.5 * logdet_S).sum(-1)
-    return ell, e_log_pz, e_log_ph, ent_z, ent_h
+    return e_log_ph, ent_h
 
 
 def elbo(x_noisy, pi, log_pi, eta, S, logdet_S, basis, offsets, lam, log_rho):

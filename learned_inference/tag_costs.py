@@ -14,19 +14,17 @@
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
+from explicit_models.tagger_vb import gaussian_log_density
+
 from .base import check_shape
 
 if TYPE_CHECKING:  # pragma: no cover
     from .tag import TagOutput
-
-_LOG_2PI = math.log(2.0 * math.pi)
-
 
 def group_class_log_probs(logits: torch.Tensor) -> torch.Tensor:
     """``(B, K, C + 1)`` per-group logits (last unit = "no class") -> ``(B, C)`` log class
@@ -53,7 +51,7 @@ def gaussian_mixture_nll(x: torch.Tensor, z: torch.Tensor, mask_logits: torch.Te
                          variance: torch.Tensor) -> torch.Tensor:
     """``−Σ_i log Σ_k m_ik N(x_i; z_ik, v)`` per sample, ``(B,)``; ``m = softmax_k(logits)``."""
     log_m = torch.log_softmax(mask_logits, dim=1)
-    log_n = -0.5 * (_LOG_2PI + torch.log(variance) + (x.unsqueeze(1) - z) ** 2 / variance)
+    log_n = gaussian_log_density(x.unsqueeze(1), z, variance)
     return -torch.logsumexp(log_m + log_n, dim=1).sum(-1)
 
 
