@@ -97,10 +97,12 @@ class RLadderConfig:
 
 @dataclass
 class RLadderCarry:
-    """What persists between iterations: encoder states and the last decoder outputs."""
+    """What persists between iterations: encoder states, the last decoder outputs and how
+    many steps have run (``step``: the frame index for per-step normalisation statistics)."""
 
     encoder_states: list[Any]
     decoder_outputs: list[torch.Tensor] = field(default_factory=list)  # d_0..d_L; [] w/o decoder
+    step: int = 0
 
 
 class RLadder(InferenceEngine):

@@ -66,7 +66,10 @@ class NetConfig:
     ``bottom_channels``; ``encoder_norm`` after the ConvLSTM input convolutions;
     ``decoder_cell`` one of convg1/convg2/convg3/conv_ladder; ``feedback_gain_init`` the
     initial gain of the decoder-to-encoder inputs (0: the RLadder starts as the
-    hierarchical RNN, see learned_inference/conv_rladder.py)."""
+    hierarchical RNN, see learned_inference/conv_rladder.py); ``norm_steps`` the frames
+    whose BatchNorm statistics the encoder's down blocks keep separately (5 = every frame of
+    a sequence; 1 = shared by all frames, which cost our first cpu runs up to 10 points of
+    test error in eval mode — docs/results/occluded_moving_mnist.md)."""
 
     channels: tuple[int, ...] = (16, 32, 64)
     top_width: int = 128
@@ -75,6 +78,7 @@ class NetConfig:
     encoder_norm: Literal["layer", "batch", "none"] = "layer"
     decoder_cell: Literal["convg1", "convg2", "convg3", "conv_ladder"] = "convg2"
     feedback_gain_init: float = 0.0
+    norm_steps: int = 5
 
 
 @dataclass

@@ -62,7 +62,8 @@ def engine_config(config: OccludedMNISTConfig) -> ConvRLadderConfig:
                              top_width=net.top_width, bottom_channels=net.bottom_channels,
                              num_classes=NUM_CLASSES if spec.classify else 0, kernel_size=net.kernel_size,
                              encoder_norm=net.encoder_norm, decoder_cell=net.decoder_cell,
-                             feedback_gain_init=net.feedback_gain_init, **spec.switches)
+                             feedback_gain_init=net.feedback_gain_init,
+                             norm_steps=net.norm_steps, **spec.switches)
 
 
 def build_model(config: OccludedMNISTConfig) -> nn.Module:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from learned_inference.base import check_shape
-from learned_inference.conv_rladder import down_block
+from learned_inference.conv_rladder import DownBlock
 
 from .outputs import RowOutput
 
@@ -34,7 +34,7 @@ class ConvFeatures(nn.Module):
         layers: list[nn.Module] = []
         below = in_channels
         for c in channels:
-            layers += [conv_bn_relu(below, c, kernel_size), down_block(c, kernel_size)]
+            layers += [conv_bn_relu(below, c, kernel_size), DownBlock(c, kernel_size)]
             below = c
         self.body = nn.Sequential(*layers)
         self.flat_width = channels[-1] * (image_size >> len(channels)) ** 2
