@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from experiments.datasets import paths
-from pgm_ladder.training import apply_overrides, get_experiment, train
+from pgm_ladder.training import apply_overrides, evaluate_run, get_experiment, train
 from pgm_ladder.training.errors import ConfigError
 
 requires_data = pytest.mark.skipif(
@@ -60,6 +60,17 @@ def test_every_row_trains_and_evaluates(smoke_runs, row, regime):
     saved = json.loads((res.run_dir / "results.json").read_text())
     assert saved["config"]["model"] == row and saved["config"]["regime"] == regime
     assert (res.run_dir / "figures" / "figure4.png").exists() == (row == "rladder" and regime == "supervised")
+
+
+@requires_data
+def test_eval_with_batch_statistics_writes_its_own_file(smoke_runs):
+    run_dir = smoke_runs[1]["rladder", "supervised"].run_dir
+    plain = evaluate_run(run_dir)
+    batch = evaluate_run(run_dir, batch_statistics=True)
+    assert set(batch) == set(plain) == {"class_error", "prediction_mse"}
+    assert json.loads((run_dir / "eval-batch-statistics.json").read_text())["batch_statistics"] is True
+    assert json.loads((run_dir / "eval.json").read_text())["metrics"] == plain
+    assert evaluate_run(run_dir) == plain  # the running statistics were left as they were
 
 
 @requires_data

@@ -317,3 +317,11 @@ def test_pgm_ladder_cli_has_the_training_commands():
                  ["list"], ["sweep", "toy", "--preset", "smoke", "--seeds", "0", "1"],
                  ["table", "r"]):
         assert callable(parser.parse_args(argv).func)
+
+
+def test_eval_with_batch_statistics_refuses_a_network_without_batchnorm(tmp_path, capsys):
+    out = tmp_path / "run"
+    train("toy", toy_config(), out, preset="smoke", quiet=True)
+    assert run_cli(["eval", str(out), "--batch-statistics"]) == 2  # a usage error
+    assert "has no BatchNorm" in capsys.readouterr().err
+    assert not (out / "eval-batch-statistics.json").exists()

@@ -20,12 +20,13 @@ from torch import nn
 from pgm_ladder.report import write_json_atomic
 from pgm_ladder.training import distributed as ddp
 from pgm_ladder.training.batches import rank_seed, to_device
+from pgm_ladder.training.batchnorm import batch_statistics as bn_batch_statistics
 from pgm_ladder.training.checkpoint import (FORMAT, CheckpointDir, load_checkpoint, rng_state,
                                             seed_all, set_rng_state)
 from pgm_ladder.training.config import apply_overrides, config_from_dict, config_to_dict
 from pgm_ladder.training.devices import (autocast, check_device_options, resolve_device,
                                          set_determinism)
-from pgm_ladder.training.errors import (CheckpointError, NonFiniteLossError, RunDirError,
+from pgm_ladder.training.errors import (CheckpointError, ConfigError, NonFiniteLossError, RunDirError,
                                         TrainingError, TrainingInterrupted)
 from pgm_ladder.training.optim import make_optimizer, make_scheduler
 from pgm_ladder.training.progress import Progress, bars_wanted, note
@@ -87,19 +88,31 @@ def resume(run_dir: Path, *, checkpoint: Optional[Path] = None, overrides: Seque
 
 
 def evaluate_run(run_dir: Path, *, checkpoint: Optional[Path] = None,
-                 device: Optional[str] = None) -> dict:
+                 device: Optional[str] = None, batch_statistics: bool = False) -> dict:
     """Score the latest (or a named) checkpoint of a run with the experiment's
-    ``evaluate``; the metrics are also written to ``RUN_DIR/eval.json``."""
+    ``evaluate``; the metrics are also written to ``RUN_DIR/eval.json``.
+    ``batch_statistics``: every BatchNorm normalises with the evaluation batch's own
+    statistics instead of its running ones (:mod:`.batchnorm`, a diagnostic of train/eval
+    mismatch); written to ``RUN_DIR/eval-batch-statistics.json`` instead."""
     overrides = [f"train.device={device}"] if device else []
     run, manifest, spec, config, path, state = _open_run(run_dir, checkpoint, overrides)
     dev = resolve_device(config.train.device)
     seed_all(manifest["seed"])
     parts = spec.build(config, dev, manifest["seed"])
     _load_model(parts.model, state, path)
-    metrics = _evaluate(parts, parts.model.to(dev))
-    write_json_atomic(run.path / "eval.json", {
+    model = parts.model.to(dev)
+    if batch_statistics:
+        with bn_batch_statistics(model) as switched:
+            if not switched:
+                raise ConfigError(f"--batch-statistics: the network of {run.path} has no BatchNorm "
+                                  f"with running statistics")
+            metrics = _evaluate(parts, model)
+    else:
+        metrics = _evaluate(parts, model)
+    name = "eval-batch-statistics.json" if batch_statistics else "eval.json"
+    write_json_atomic(run.path / name, {
         "experiment": spec.name, "checkpoint": str(path), "step": state["step"],
-        "metrics": metrics, **provenance(dev)})
+        "batch_statistics": batch_statistics, "metrics": metrics, **provenance(dev)})
     return metrics
 
 
