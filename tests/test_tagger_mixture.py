@@ -1,7 +1,8 @@
-"""The Tagger mixture (SPEC §2.3): TAG inputs, VB, exact enumeration, the Pyro model,
-validation, and (slow) the NUTS gold standard against exact enumeration.
+"""The Tagger mixture (SPEC §2.3): TAG inputs, VB, the binary formulas, sampling, the
+grouping cost and validation (exact enumeration, the Pyro model and the NUTS gold
+standard: test_tagger_exact.py).
 
-Random float64 models (``tagger_models`` below): K = 1..3 groups, N = 1..6 pixels,
+Random float64 models (``tagger_models`` in tagger_helpers.py): K = 1..3 groups, N = 1..6 pixels,
 d = 1..3, every variance (``σ_k²``, ``σ²``) log-uniform in [1e-6, 1e6], basis scale
 10^[−1, 1], data either sampled from the model or "wild" (``N(0, 10²)``, far off-model).
 Round-off tolerances are relative to the magnitude of the quantities compared: sums of
@@ -9,70 +10,16 @@ Round-off tolerances are relative to the magnitude of the quantities compared: s
 ``1e-9 (1 + |ELBO|)``, well above that and far below any real decrease of the ELBO.
 """
 import math
-import random
 
 import numpy as np
-import pyro
-import pyro.poutine as poutine
 import pytest
 import torch
 from hypothesis import given, settings, strategies as st
-from pyro.infer import TraceEnum_ELBO
 
-from explicit_models import GoldStandard, TaggerMixture, TaggerVBResult, TagInputs
+from explicit_models import TaggerMixture, TaggerVBResult, TagInputs
 from explicit_models import tagger_binary as tb
-from explicit_models import tagger_gold as tg
 from explicit_models import tagger_vb as tvb
-
-F64 = torch.float64
-
-
-# ---------------------------------------------------------------- strategies
-@st.composite
-def tagger_models(draw, likelihood="gaussian", max_groups=3, max_pixels=6, max_dim=3, log10_var=(-6.0, 6.0),
-                  min_groups=1, log10_basis=(-1.0, 1.0)):
-    K = draw(st.integers(min_groups, max_groups), label="K")
-    N = draw(st.integers(1, max_pixels), label="N")
-    d = draw(st.integers(1, max_dim), label="d")
-    seed = draw(st.integers(0, 2**32 - 1), label="seed")
-    rng = np.random.default_rng(seed)
-    basis = rng.normal(size=(N, d)) * 10.0 ** draw(st.floats(*log10_basis), label="log10 basis scale") / math.sqrt(d)
-    offsets = rng.normal(size=(K, N)) * draw(st.floats(0.0, 2.0), label="offset scale")
-    probs = rng.dirichlet(np.full(K, 2.0)) + 1e-3
-    probs = probs / probs.sum()
-    if likelihood == "gaussian":
-        lo, hi = log10_var
-        group_vars = draw(st.lists(st.floats(lo, hi), min_size=K, max_size=K), label="log10 group vars")
-        noise_var = draw(st.floats(lo, hi), label="log10 noise var")
-        return TaggerMixture(basis, offsets, 10.0 ** (0.5 * np.asarray(group_vars)), 10.0 ** (0.5 * noise_var),
-                             mix_probs=probs)
-    flip = draw(st.floats(0.0, 0.45), label="flip prob")
-    return TaggerMixture(basis, offsets, None, None, mix_probs=probs, likelihood="bernoulli", flip_prob=flip)
-
-
-def data_for(model, draw_wild: bool, B: int = 3, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    if draw_wild and model.likelihood == "gaussian":
-        return 10.0 * torch.randn(B, model.num_pixels, generator=g, dtype=F64)
-    return model.sample(B, g).x_noisy
-
-
-def random_masks(B, K, N, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.softmax(2.0 * torch.randn(B, K, N, generator=g, dtype=F64), dim=1)
-
-
-def tiny_model(likelihood="gaussian", K=2, N=6, d=2, seed=0):
-    """Non-exchangeable groups (separated offsets, unequal ρ) so that the posterior over ``h``
-    has one dominant mode and no label switching."""
-    rng = np.random.default_rng(seed)
-    basis = 0.8 * rng.normal(size=(N, d)) / math.sqrt(d)
-    offsets = np.linspace(-1.5, 1.5, K)[:, None] + 0.2 * rng.normal(size=(K, N))
-    probs = np.linspace(1.0, 2.0, K)
-    probs = probs / probs.sum()
-    if likelihood == "gaussian":
-        return TaggerMixture(basis, offsets, np.linspace(0.3, 0.6, K), 0.3, mix_probs=probs)
-    return TaggerMixture(basis, 2.0 * offsets, None, None, mix_probs=probs, likelihood="bernoulli", flip_prob=0.1)
+from tagger_helpers import F64, data_for, random_masks, tagger_models, tiny_model
 
 
 # ---------------------------------------------------------------- TAG inputs
@@ -249,47 +196,6 @@ def test_jaakkola_jordan_bound_is_a_lower_bound_tight_at_zeta(t, zeta):
     assert abs(float(c_tight + z_ / 2.0 - at)) < 1e-12 * (1 + zeta * zeta)
 
 
-# ---------------------------------------------------------------- exact enumeration
-@settings(max_examples=10)
-@given(tagger_models(max_pixels=4, log10_var=(-2.0, 2.0)), st.integers(0, 100))
-def test_closed_form_group_marginal_equals_the_multivariate_normal(model, seed):
-    """log p(x̃ | z) = Σ_k log N(x̃_{S_k}; β_{k,S_k}, B_S B_Sᵀ + λ_k I), against torch's MVN."""
-    x = data_for(model, False, B=2, seed=seed)
-    K, N = model.num_groups, model.num_pixels
-    z = tg.all_assignments(K, N)
-    onehot = torch.nn.functional.one_hot(z, K).transpose(-1, -2).to(F64)
-    got = tg.group_log_marginals_closed_form(x, onehot, model.basis, model.offsets, model.lam)  # (B, A, K)
-    for a in range(z.shape[0]):
-        for k in range(K):
-            S = (z[a] == k).nonzero().flatten()
-            if len(S) == 0:
-                ref = torch.zeros(x.shape[0], dtype=F64)
-            else:
-                Bs = model.basis[S]
-                cov = Bs @ Bs.T + model.lam[k] * torch.eye(len(S), dtype=F64)
-                ref = torch.distributions.MultivariateNormal(model.offsets[k, S], cov).log_prob(x[:, S])
-            torch.testing.assert_close(got[:, a, k], ref, rtol=1e-9, atol=1e-9)
-
-
-@settings(max_examples=10)
-@given(tagger_models(max_pixels=4, max_dim=2, log10_var=(-1.0, 1.0), log10_basis=(-1.0, 0.0)), st.integers(0, 100))
-def test_closed_form_evidence_equals_quadrature(model, seed):
-    """Gauss–Hermite quadrature over h (40 nodes per dimension; the integrand is smooth when
-    the basis scale is ≤ 1 and λ ≥ 0.1) reproduces the closed form."""
-    x = data_for(model, False, B=2, seed=seed)
-    p1, z1 = tg.exact_enumeration(model, x, method="closed_form")
-    p2, z2 = tg.exact_enumeration(model, x, method="quadrature", quadrature_points=40)
-    torch.testing.assert_close(z1, z2, rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(p1, p2, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(p1.sum(1), torch.ones_like(x))
-
-
-def test_exact_enumeration_refuses_large_models():
-    model = TaggerMixture.textures(5, 5, 2)
-    with pytest.raises(ValueError, match=r"K\^N"):
-        model.exact_assignment_posterior(torch.zeros(1, 25, dtype=F64))
-
-
 # ---------------------------------------------------------------- binary formulas
 @settings(max_examples=40)
 @given(tagger_models(likelihood="bernoulli"), st.integers(0, 1000))
@@ -368,48 +274,6 @@ def test_binary_grouping_cost_formula():
     torch.testing.assert_close(model.grouping_cost(s.x, pi, m), ref)
 
 
-# ---------------------------------------------------------------- Pyro model
-@pytest.mark.parametrize("likelihood,collapse", [("gaussian", True), ("bernoulli", True), ("bernoulli", False)])
-def test_pyro_model_enumerated_log_joint_equals_the_marginal(likelihood, collapse):
-    """TraceEnum_ELBO with h conditioned and z (and binary x) enumerated: the loss is
-    −log p(x̃, h) = −[log N(h; 0, I) + Σ_i log Σ_k ρ_k p(x̃_i | z_i=k, h)]."""
-    model = tiny_model(likelihood, K=3, N=5)
-    s = model.sample(3, torch.Generator().manual_seed(0))
-    h = 1.5 * torch.randn(3, 3, 2, generator=torch.Generator().manual_seed(1), dtype=F64)
-    cond = poutine.condition(lambda x: model.pyro_model(x, collapse_x=collapse), data={"h": h})
-    loss = TraceEnum_ELBO(max_plate_nesting=2).loss(cond, lambda x: None, s.x_noisy)
-    ref = float(model.log_joint(s.x_noisy, h).sum())
-    assert abs(-loss - ref) < 1e-10 * (1 + abs(ref))
-
-
-@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
-def test_pyro_model_full_joint_equals_the_analytic_joint(likelihood):
-    """Everything conditioned (h, z, x, x̃): trace log_prob_sum = hand-written log p(x̃, x, z, h)."""
-    model = tiny_model(likelihood, K=2, N=5)
-    s = model.sample(4, torch.Generator().manual_seed(3))
-    data = {"h": s.h, "z": s.z, "x": s.x}
-    cond = poutine.condition(lambda x: model.pyro_model(x, collapse_x=False), data=data)
-    tr = poutine.trace(cond).get_trace(s.x_noisy)
-    mu_z = s.mu.gather(1, s.z.unsqueeze(1)).squeeze(1)
-    ref = torch.distributions.Normal(0.0, 1.0).log_prob(s.h).sum() + torch.log(model.mix_probs[s.z]).sum()
-    if likelihood == "gaussian":
-        ref = ref + torch.distributions.Normal(mu_z, model.group_stds[s.z]).log_prob(s.x).sum()
-        ref = ref + torch.distributions.Normal(s.x, model.noise_std).log_prob(s.x_noisy).sum()
-    else:
-        ref = ref + torch.distributions.Bernoulli(logits=mu_z).log_prob(s.x).sum()
-        beta = float(model.flip_prob)
-        ref = ref + torch.where(s.x == s.x_noisy, torch.tensor(1 - beta, dtype=F64).log(),
-                                torch.tensor(beta, dtype=F64).log()).sum()
-    torch.testing.assert_close(tr.log_prob_sum(), ref, rtol=1e-12, atol=1e-10)
-
-
-def test_pyro_model_prior_samples_have_the_documented_shapes():
-    model = tiny_model("gaussian", K=3, N=5)
-    out = model.pyro_model(None, num_samples=7)
-    assert out["h"].shape == (7, 3, 2) and out["z"].shape == (7, 5)
-    assert out["x"].shape == (7, 5) and out["x_noisy"].shape == (7, 5)
-
-
 # ---------------------------------------------------------------- validation
 BASIS = np.ones((4, 2))
 
@@ -452,37 +316,3 @@ def test_wrong_input_shapes_raise_stating_the_expected_shape():
         binary.vb(torch.full((1, 6), 0.5, dtype=F64), 1)
 
 
-# ---------------------------------------------------------------- NUTS gold standard
-@pytest.mark.parametrize("backend", ["potential", "pyro"])
-def test_gold_standard_smoke_and_rng_hygiene(backend):
-    model = tiny_model("gaussian", K=2, N=4, d=1)
-    x = model.sample(3, torch.Generator().manual_seed(0)).x_noisy
-    torch.manual_seed(123)
-    random.seed(5)
-    before = (torch.rand(1).item(), random.random())
-    torch.manual_seed(123)
-    random.seed(5)
-    gold = model.gold_standard(x, 10, 10, seed=1, backend=backend, vb_restarts=2, vb_iters=3)
-    assert (torch.rand(1).item(), random.random()) == before  # global RNG states restored
-    assert isinstance(gold, GoldStandard)
-    assert gold.assign_probs.shape == (3, 2, 4) and gold.denoised.shape == (3, 4)
-    assert gold.samples.shape == (10, 3, 2, 1)
-    torch.testing.assert_close(gold.assign_probs.sum(1), torch.ones(3, 4, dtype=F64))
-    assert {"r_hat_max", "n_eff_min", "divergences", "step_size"} <= set(gold.diagnostics)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
-def test_nuts_gold_standard_agrees_with_exact_enumeration(likelihood):
-    """One NUTS chain over a batch of 3 images (K=2, N=6, d=2) with z enumerated: every
-    assign_prob within 5 Monte-Carlo standard errors (per entry: sd / sqrt(n_eff) of the
-    draws of p(z_i=k | h, x̃_i)) + 0.005 of the exact p(z_i=k | x̃) by enumeration
-    (gaussian: closed form; bernoulli: Gauss–Hermite quadrature over h); healthy chain."""
-    model = tiny_model(likelihood, K=2, N=6, d=2)
-    x = model.sample(3, torch.Generator().manual_seed(4)).x_noisy
-    exact = model.exact_assignment_posterior(x)
-    gold = model.gold_standard(x, 500, 300, seed=0)
-    assert gold.diagnostics["r_hat_max"] < 1.1 and gold.diagnostics["divergences"] == 0
-    assert float(gold.assign_probs_se.max()) < 0.05
-    err = (gold.assign_probs - exact).abs()
-    assert bool((err <= 5 * gold.assign_probs_se + 0.005).all()), (float(err.max()), gold.diagnostics)
