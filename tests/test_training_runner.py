@@ -325,3 +325,18 @@ def test_eval_with_batch_statistics_refuses_a_network_without_batchnorm(tmp_path
     assert run_cli(["eval", str(out), "--batch-statistics"]) == 2  # a usage error
     assert "has no BatchNorm" in capsys.readouterr().err
     assert not (out / "eval-batch-statistics.json").exists()
+
+
+def test_eval_overrides_change_this_evaluation_only(tmp_path, capsys):
+    out = tmp_path / "run"
+    train("toy", toy_config(), out, preset="smoke", quiet=True)
+    final = RunDir(out).read_results()["metrics"]
+    manifest = (out / "config.json").read_bytes()
+    assert run_cli(["eval", str(out), "--set", "data.eval_size=64"]) == 0
+    small = json.loads(capsys.readouterr().out)
+    assert small != final  # scored on 64 samples instead of the run's eval set
+    saved = json.loads((out / "eval.json").read_text())
+    assert saved["overrides"] == ["data.eval_size=64"] and saved["metrics"] == small
+    assert (out / "config.json").read_bytes() == manifest
+    assert run_cli(["eval", str(out), "--set", "model.hidden=[8]"]) == 1  # does not fit the checkpoint
+    assert "does not fit the model" in capsys.readouterr().err

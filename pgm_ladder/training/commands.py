@@ -65,6 +65,9 @@ def register_commands(subparsers) -> None:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--checkpoint", type=Path, help="evaluate this checkpoint instead")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="change a config field for this evaluation only, e.g. --set data.eval_split=valid "
+                        "(repeatable; fields that change the network's shape will not load)")
     p.add_argument("--batch-statistics", action="store_true",
                    help="normalise every BatchNorm with the evaluation batch's statistics instead of "
                         "the running ones (diagnoses train/eval mismatch; writes eval-batch-statistics.json)")
@@ -127,7 +130,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     metrics = runner.evaluate_run(args.run_dir, checkpoint=args.checkpoint, device=args.device,
-                                  batch_statistics=args.batch_statistics)
+                                  batch_statistics=args.batch_statistics, overrides=args.overrides)
     print(json.dumps(metrics, indent=2))
     return 0
 

@@ -88,13 +88,16 @@ def resume(run_dir: Path, *, checkpoint: Optional[Path] = None, overrides: Seque
 
 
 def evaluate_run(run_dir: Path, *, checkpoint: Optional[Path] = None,
-                 device: Optional[str] = None, batch_statistics: bool = False) -> dict:
+                 device: Optional[str] = None, batch_statistics: bool = False,
+                 overrides: Sequence[str] = ()) -> dict:
     """Score the latest (or a named) checkpoint of a run with the experiment's
     ``evaluate``; the metrics are also written to ``RUN_DIR/eval.json``.
     ``batch_statistics``: every BatchNorm normalises with the evaluation batch's own
     statistics instead of its running ones (:mod:`.batchnorm`, a diagnostic of train/eval
-    mismatch); written to ``RUN_DIR/eval-batch-statistics.json`` instead."""
-    overrides = [f"train.device={device}"] if device else []
+    mismatch); written to ``RUN_DIR/eval-batch-statistics.json`` instead. ``overrides``:
+    ``KEY=VALUE`` changes of the run's config for this evaluation only (e.g. another
+    evaluation split or size; recorded in the JSON file)."""
+    overrides = list(overrides) + ([f"train.device={device}"] if device else [])
     run, manifest, spec, config, path, state = _open_run(run_dir, checkpoint, overrides)
     dev = resolve_device(config.train.device)
     seed_all(manifest["seed"])
@@ -112,7 +115,8 @@ def evaluate_run(run_dir: Path, *, checkpoint: Optional[Path] = None,
     name = "eval-batch-statistics.json" if batch_statistics else "eval.json"
     write_json_atomic(run.path / name, {
         "experiment": spec.name, "checkpoint": str(path), "step": state["step"],
-        "batch_statistics": batch_statistics, "metrics": metrics, **provenance(dev)})
+        "batch_statistics": batch_statistics, "overrides": overrides, "metrics": metrics,
+        **provenance(dev)})
     return metrics
 
 
