@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from experiments.datasets import paths
-from pgm_ladder.training import apply_overrides, evaluate_run, get_experiment, train
+from pgm_ladder.training import apply_overrides, evaluate_run, figures_run, get_experiment, train
 from pgm_ladder.training.errors import ConfigError
 
 requires_data = pytest.mark.skipif(
@@ -71,6 +71,15 @@ def test_eval_with_batch_statistics_writes_its_own_file(smoke_runs):
     assert json.loads((run_dir / "eval-batch-statistics.json").read_text())["batch_statistics"] is True
     assert json.loads((run_dir / "eval.json").read_text())["metrics"] == plain
     assert evaluate_run(run_dir) == plain  # the running statistics were left as they were
+
+
+@requires_data
+def test_figures_are_drawn_again_from_a_checkpoint(smoke_runs, tmp_path):
+    run_dir = smoke_runs[1]["rladder", "supervised"].run_dir
+    assert figures_run(run_dir, out=tmp_path / "figs") == tmp_path / "figs"
+    assert (tmp_path / "figs" / "figure4.png").stat().st_size > 0
+    with pytest.raises(ConfigError, match="draws no figures"):
+        figures_run(smoke_runs[1]["optimal_static", "supervised"].run_dir, out=tmp_path / "none")
 
 
 @requires_data

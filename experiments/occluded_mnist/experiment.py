@@ -55,8 +55,6 @@ def build(config: OccludedMNISTConfig, device: torch.device, seed: int) -> Parts
         return task.evaluate(net, eval_set(), config, device)
 
     def figures(net, out: Path) -> None:
-        if not spec.has_decoder or config.figure_sequences < 1:
-            return
         d = config.data
         probe = omm_data.load(d.train_split, min(PROBE_SEQUENCES, d.train_size or PROBE_SEQUENCES),
                               d.seed, keep_source=True)
@@ -66,7 +64,8 @@ def build(config: OccludedMNISTConfig, device: torch.device, seed: int) -> Parts
 
     return Parts(model=model, train_batches=batches, optimizer=optimizer,
                  loss=lambda net, batch: task.losses(net, batch, config),
-                 evaluate=evaluate, figures=figures)
+                 evaluate=evaluate,
+                 figures=figures if spec.has_decoder and config.figure_sequences > 0 else None)
 
 
 SPEC = register_experiment(ExperimentSpec(

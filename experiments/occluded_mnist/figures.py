@@ -93,6 +93,6 @@ def figure4(engine: ConvRLadder, test: Sequences, probe_train: Sequences, path: 
                     ax.set_title(head if b == 0 or probs is not None else "", fontsize=7)
         axes[4 * b][0].set_ylabel(f"seq {b} (digit {int(shown.labels[b])})\nground truth", fontsize=7)
     fig.suptitle(title or "Occluded Moving MNIST: RLadder predictions and bottom-decoder probe", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - 0.35 / fig.get_figheight()))  # room for the title
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -12,7 +12,7 @@ from pgm_ladder.training.errors import (CheckpointError, ConfigError, NonFiniteL
 from pgm_ladder.training.optim import make_optimizer
 from pgm_ladder.training.registry import (ExperimentSpec, PaperNumber, Parts, get_experiment,
                                           list_experiments, register_experiment)
-from pgm_ladder.training.runner import TrainResult, evaluate_run, resume, train
+from pgm_ladder.training.runner import TrainResult, evaluate_run, figures_run, resume, train
 
 __all__ = [
     "BatchSource", "LoaderStream", "SampledStream",
@@ -23,5 +23,5 @@ __all__ = [
     "make_optimizer",
     "ExperimentSpec", "PaperNumber", "Parts", "get_experiment", "list_experiments",
     "register_experiment",
-    "TrainResult", "evaluate_run", "resume", "train",
+    "TrainResult", "evaluate_run", "figures_run", "resume", "train",
 ]

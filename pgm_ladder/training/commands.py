@@ -1,4 +1,4 @@
-"""The experiment commands of ``pgm-ladder``: train, eval, resume, list, sweep, table.
+"""The experiment commands of ``pgm-ladder``: train, eval, figures, resume, list, sweep, table.
 
 ``register_commands(subparsers)`` adds them to the ``pgm-ladder`` parser; ``python -m
 pgm_ladder.training`` runs them on their own. Every command returns an exit status:
@@ -73,6 +73,13 @@ def register_commands(subparsers) -> None:
                         "the running ones (diagnoses train/eval mismatch; writes eval-batch-statistics.json)")
     p.set_defaults(func=_guard("eval", cmd_eval))
 
+    p = subparsers.add_parser("figures", help="draw the figures of a run's latest checkpoint")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--checkpoint", type=Path, help="draw this checkpoint instead")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--out", type=Path, help="folder for the figures (default RUN_DIR/figures)")
+    p.set_defaults(func=_guard("figures", cmd_figures))
+
     p = subparsers.add_parser("list", help="list the experiments and their presets")
     p.set_defaults(func=_guard("list", cmd_list))
 
@@ -132,6 +139,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     metrics = runner.evaluate_run(args.run_dir, checkpoint=args.checkpoint, device=args.device,
                                   batch_statistics=args.batch_statistics, overrides=args.overrides)
     print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    print(runner.figures_run(args.run_dir, checkpoint=args.checkpoint, device=args.device, out=args.out))
     return 0
 
 

@@ -1,7 +1,8 @@
 """The trainer: the one training loop every experiment shares.
 
 :func:`train` starts a run in a new run directory, :func:`resume` continues one from its
-latest (or a named) checkpoint, :func:`evaluate_run` scores a run's checkpoint. All three
+latest (or a named) checkpoint, :func:`evaluate_run` scores a run's checkpoint,
+:func:`figures_run` draws its figures. The first three
 run unchanged under ``torchrun`` (one process per device, DDP; only rank 0 writes).
 """
 from __future__ import annotations
@@ -98,12 +99,8 @@ def evaluate_run(run_dir: Path, *, checkpoint: Optional[Path] = None,
     ``KEY=VALUE`` changes of the run's config for this evaluation only (e.g. another
     evaluation split or size; recorded in the JSON file)."""
     overrides = list(overrides) + ([f"train.device={device}"] if device else [])
-    run, manifest, spec, config, path, state = _open_run(run_dir, checkpoint, overrides)
-    dev = resolve_device(config.train.device)
-    seed_all(manifest["seed"])
-    parts = spec.build(config, dev, manifest["seed"])
-    _load_model(parts.model, state, path)
-    model = parts.model.to(dev)
+    run, spec, path, state, dev, parts = _trained_parts(run_dir, checkpoint, overrides)
+    model = parts.model
     if batch_statistics:
         with bn_batch_statistics(model) as switched:
             if not switched:
@@ -120,7 +117,34 @@ def evaluate_run(run_dir: Path, *, checkpoint: Optional[Path] = None,
     return metrics
 
 
+def figures_run(run_dir: Path, *, checkpoint: Optional[Path] = None, device: Optional[str] = None,
+                out: Optional[Path] = None) -> Path:
+    """Draw the experiment's figures for the latest (or a named) checkpoint of a run into
+    ``out`` (default ``RUN_DIR/figures``, as at the end of training); returns the folder."""
+    overrides = [f"train.device={device}"] if device else []
+    run, spec, path, state, dev, parts = _trained_parts(run_dir, checkpoint, overrides)
+    if parts.figures is None:
+        raise ConfigError(f"experiment {spec.name!r} draws no figures")
+    target = Path(out) if out is not None else run.figures
+    target.mkdir(parents=True, exist_ok=True)
+    parts.model.eval()
+    parts.figures(parts.model, target)
+    return target
+
+
 # --------------------------------------------------------------------------- internals
+
+def _trained_parts(run_dir: Path, checkpoint: Optional[Path], overrides: Sequence[str]):
+    """The run, its experiment, the checkpoint's path and state, the device and the
+    experiment's parts with the checkpoint's weights loaded, on that device."""
+    run, manifest, spec, config, path, state = _open_run(run_dir, checkpoint, overrides)
+    dev = resolve_device(config.train.device)
+    seed_all(manifest["seed"])
+    parts = spec.build(config, dev, manifest["seed"])
+    _load_model(parts.model, state, path)
+    parts.model.to(dev)
+    return run, spec, path, state, dev, parts
+
 
 def _open_run(run_dir: Path, checkpoint: Optional[Path], overrides: Sequence[str]):
     """The run's manifest, experiment, config (with ``overrides``) and loaded checkpoint
