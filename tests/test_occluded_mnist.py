@@ -8,7 +8,7 @@ import torch
 
 from experiments.datasets import paths
 from pgm_ladder.training import apply_overrides, evaluate_run, figures_run, get_experiment, train
-from pgm_ladder.training.errors import ConfigError
+from pgm_ladder.training.errors import ConfigError, TableError
 
 requires_data = pytest.mark.skipif(
     not (paths.SIBLING_DATA_DIR.is_dir() or os.environ.get(paths.DATA_ENV)),
@@ -80,6 +80,15 @@ def test_figures_are_drawn_again_from_a_checkpoint(smoke_runs, tmp_path):
     assert (tmp_path / "figs" / "figure4.png").stat().st_size > 0
     with pytest.raises(ConfigError, match="draws no figures"):
         figures_run(smoke_runs[1]["optimal_static", "supervised"].run_dir, out=tmp_path / "none")
+
+
+@requires_data
+def test_tables_refuse_to_pool_two_training_budgets(smoke_runs):
+    res = json.loads((smoke_runs[1]["rladder", "supervised"].run_dir / "results.json").read_text())
+    longer = json.loads(json.dumps(res))
+    longer["config"]["train"]["steps"], longer["seeds"] = 6, [1]
+    with pytest.raises(TableError, match=r"rladder / supervised .*train.steps: 3, 6"):
+        tables.group([res, longer])
 
 
 @requires_data

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pgm_ladder.training import (ConfigError, NonFiniteLossError, Parts, RunDirError,
+from pgm_ladder.training import (ConfigError, NonFiniteLossError, Parts, RunDirError, TableError,
                                  apply_overrides, get_experiment, register_experiment, train)
 from pgm_ladder.training.checkpoint import CheckpointDir, load_checkpoint
 from pgm_ladder.training.commands import register_commands
@@ -264,12 +264,24 @@ def test_sweep_runs_each_seed_and_tabulates_mean_and_std(tmp_path, capsys):
 
 
 def fake_run(path: Path, experiment: str, preset: str, seed: int, metrics: dict,
-             paper: dict | None = None) -> Path:
+             paper: dict | None = None, config: dict | None = None) -> Path:
     path.mkdir(parents=True)
     (path / "results.json").write_text(json.dumps({
         "experiment": experiment, "preset": preset, "seeds": [seed], "metrics": metrics,
-        "paper_numbers": paper or {}}))
+        "paper_numbers": paper or {}, "config": config or {}}))
     return path
+
+
+def test_table_refuses_to_pool_runs_of_different_configs(tmp_path, capsys):
+    cfg = lambda steps, device: {"train": {"steps": steps, "device": device}, "model": "rladder"}  # noqa: E731
+    same = [fake_run(tmp_path / "a0", "x", "cpu", 0, {"e": 1.0}, config=cfg(1800, "cpu")),
+            fake_run(tmp_path / "a1", "x", "cpu", 1, {"e": 3.0}, config=cfg(1800, "cuda"))]
+    assert aggregate(find_results(same))[0].seeds == [0, 1]  # the device may differ
+    longer = fake_run(tmp_path / "b0", "x", "cpu", 2, {"e": 2.0}, config=cfg(3600, "cpu"))
+    with pytest.raises(TableError, match=r"differ in their config \(train.steps: 1800, 3600\)"):
+        aggregate(find_results([*same, longer]))
+    assert run_cli(["table", *map(str, same), str(longer)]) == 1
+    assert "tabulate them separately" in capsys.readouterr().err
 
 
 def test_table_layout_mean_std_and_paper_numbers(tmp_path, capsys):

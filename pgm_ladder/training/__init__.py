@@ -8,7 +8,7 @@ from pgm_ladder.training.batches import BatchSource, LoaderStream, SampledStream
 from pgm_ladder.training.config import (ExperimentConfig, OptimConfig, TrainConfig,
                                         apply_overrides, config_from_dict, config_to_dict)
 from pgm_ladder.training.errors import (CheckpointError, ConfigError, NonFiniteLossError,
-                                        RunDirError, TrainingError, TrainingInterrupted)
+                                        RunDirError, TableError, TrainingError, TrainingInterrupted)
 from pgm_ladder.training.optim import make_optimizer
 from pgm_ladder.training.registry import (ExperimentSpec, PaperNumber, Parts, get_experiment,
                                           list_experiments, register_experiment)
@@ -18,8 +18,8 @@ __all__ = [
     "BatchSource", "LoaderStream", "SampledStream",
     "ExperimentConfig", "OptimConfig", "TrainConfig",
     "apply_overrides", "config_from_dict", "config_to_dict",
-    "CheckpointError", "ConfigError", "NonFiniteLossError", "RunDirError", "TrainingError",
-    "TrainingInterrupted",
+    "CheckpointError", "ConfigError", "NonFiniteLossError", "RunDirError", "TableError",
+    "TrainingError", "TrainingInterrupted",
     "make_optimizer",
     "ExperimentSpec", "PaperNumber", "Parts", "get_experiment", "list_experiments",
     "register_experiment",

@@ -29,3 +29,7 @@ class TrainingInterrupted(TrainingError):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.signum = signum
+
+
+class TableError(TrainingError):
+    """Runs that cannot be pooled into one row of a table (their configs differ)."""

@@ -4,6 +4,7 @@ in the papers' tables) and as CSV."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -11,7 +12,11 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from pgm_ladder.report import text_table
+from pgm_ladder.training.errors import TableError
 from pgm_ladder.training.run_dir import RunDir
+
+#: config fields that may differ between the runs pooled into one row
+POOLABLE_FIELDS = ("train.device",)
 
 
 @dataclass
@@ -42,7 +47,37 @@ def find_results(paths: Iterable[Path]) -> list[dict]:
     return found
 
 
+def flatten(config: dict, prefix: str = "") -> dict:
+    """``{"train": {"steps": 3}}`` -> ``{"train.steps": 3}``."""
+    out: dict = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def check_poolable(results: Sequence[dict], what: str) -> None:
+    """Raise :class:`TableError` naming the config fields (other than
+    :data:`POOLABLE_FIELDS`) on which the runs of one table row differ: a mean ± std over
+    seeds must not mix, say, two training budgets."""
+    configs = [flatten(res.get("config", {})) for res in results]
+    fields = sorted({name for cfg in configs for name in cfg} - set(POOLABLE_FIELDS))
+    differing = {name: list(dict.fromkeys(json.dumps(cfg.get(name)) for cfg in configs)) for name in fields}
+    differing = {name: values for name, values in differing.items() if len(values) > 1}
+    if differing:
+        listed = "; ".join(f"{name}: {', '.join(values)}" for name, values in differing.items())
+        raise TableError(f"the runs of {what} differ in their config ({listed}); tabulate them separately")
+
+
 def aggregate(results: Sequence[dict]) -> list[Row]:
+    """One :class:`Row` per experiment and preset (:func:`check_poolable` first)."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for res in results:
+        groups.setdefault((res["experiment"], res["preset"]), []).append(res)
+    for (experiment, preset), runs in groups.items():
+        check_poolable(runs, f"{experiment} (preset {preset})")
     rows: dict[tuple[str, str], Row] = {}
     values: dict[tuple[str, str], dict[str, list[float]]] = {}
     for res in results:
