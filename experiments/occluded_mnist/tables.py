@@ -6,7 +6,7 @@ deviations the SPEC omits are those of the RLadder talk slides)::
 
 Runs are read with :func:`pgm_ladder.training.tables.find_results` and grouped by preset,
 row (``model``) and ``regime``; each group is reduced by
-:func:`pgm_ladder.training.tables.aggregate`; runs of one row whose configs differ (other than
+:func:`pgm_ladder.training.tables.summarise`; runs of one row whose configs differ (other than
 the device, e.g. ``--set train.steps=3600`` beside the preset's budget) are refused —
 tabulate them separately. Table 1 holds the ``supervised`` runs, Table 2
 the semi-supervised ones. As in the paper, a row without an unsupervised task
@@ -55,9 +55,8 @@ def group(results: Sequence[dict]) -> dict:
             continue
         cfg = res["config"]
         groups.setdefault((res["preset"], cfg["model"], cfg["regime"]), []).append(res)
-    for (preset, row, regime), runs in groups.items():
-        shared.check_poolable(runs, f"{row} / {regime} (preset {preset})")
-    return {key: shared.aggregate(runs)[0] for key, runs in groups.items()}
+    return {(preset, row, regime): shared.summarise(runs, f"{row} / {regime} (preset {preset})")
+            for (preset, row, regime), runs in groups.items()}
 
 
 def fmt(mean: float, std: Optional[float], digits: int) -> str:

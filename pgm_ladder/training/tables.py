@@ -71,27 +71,30 @@ def check_poolable(results: Sequence[dict], what: str) -> None:
         raise TableError(f"the runs of {what} differ in their config ({listed}); tabulate them separately")
 
 
-def aggregate(results: Sequence[dict]) -> list[Row]:
-    """One :class:`Row` per experiment and preset (:func:`check_poolable` first)."""
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for res in results:
-        groups.setdefault((res["experiment"], res["preset"]), []).append(res)
-    for (experiment, preset), runs in groups.items():
-        check_poolable(runs, f"{experiment} (preset {preset})")
-    rows: dict[tuple[str, str], Row] = {}
-    values: dict[tuple[str, str], dict[str, list[float]]] = {}
-    for res in results:
-        key = (res["experiment"], res["preset"])
-        row = rows.setdefault(key, Row(res["experiment"], res["preset"], []))
+def summarise(runs: Sequence[dict], what: str) -> Row:
+    """The :class:`Row` of the runs of one table row (one experiment and preset): seeds,
+    the paper's numbers and, per metric, ``(mean, std)`` over the runs; the runs must be
+    poolable (:func:`check_poolable`, ``what`` names the row in its error)."""
+    check_poolable(runs, what)
+    row = Row(runs[0]["experiment"], runs[0]["preset"], [])
+    values: dict[str, list[float]] = {}
+    for res in runs:
         row.seeds += res["seeds"]
         row.paper.update(res.get("paper_numbers", {}))
         for name, value in res["metrics"].items():
-            values.setdefault(key, {}).setdefault(name, []).append(float(value))
-    for key, row in rows.items():
-        for name, vals in values.get(key, {}).items():
-            std = statistics.stdev(vals) if len(vals) > 1 else math.nan
-            row.stats[name] = (statistics.fmean(vals), std)
-    return list(rows.values())
+            values.setdefault(name, []).append(float(value))
+    for name, vals in values.items():
+        std = statistics.stdev(vals) if len(vals) > 1 else math.nan
+        row.stats[name] = (statistics.fmean(vals), std)
+    return row
+
+
+def aggregate(results: Sequence[dict]) -> list[Row]:
+    """One :class:`Row` per experiment and preset (:func:`summarise`), in order of appearance."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for res in results:
+        groups.setdefault((res["experiment"], res["preset"]), []).append(res)
+    return [summarise(runs, f"{experiment} (preset {preset})") for (experiment, preset), runs in groups.items()]
 
 
 def _metrics(rows: Sequence[Row]) -> list[str]:
