@@ -1,33 +1,43 @@
-"""The ``pgm-ladder`` command line.
+"""The ``pgm-ladder`` command line — the top of the layers, the one module that reads the
+experiment catalogue (``experiments.registry``).
 
-Sub-commands are registered by the modules that own them:
-
-* ``check ...``  — learned engines scored against explicit models (``pgm_ladder.checks``)
-* ``train / eval / resume / list / sweep / table`` — the shared training infrastructure
-  (``pgm_ladder.training.commands``)
-* ``data verify`` — the real data files against their sha256 (``pgm_ladder.data_command``)
+* ``check NAME``  — learned engines scored against an explicit model; each experiment with
+  a ``check`` adds its own (``ExperimentSpec.check``)
+* ``train / eval / figures / resume / list / sweep / table`` — the shared trainer
+  (``pgm_ladder.training.commands``), over every experiment of the catalogue
+* ``data verify`` — the real data files against their sha256 (``experiments.datasets.command``)
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
+
+from pgm_ladder.training.commands import register_commands as register_training
+from pgm_ladder.training.spec import ExperimentSpec
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(experiments: Optional[Mapping[str, ExperimentSpec]] = None) -> argparse.ArgumentParser:
+    """The parser over ``experiments`` (default: the catalogue ``experiments.registry``)."""
+    from experiments.datasets.command import register_commands as register_data
+    from experiments.registry import catalogue
+
+    experiments = catalogue() if experiments is None else experiments
     parser = argparse.ArgumentParser(
         prog="pgm-ladder",
         description="Explicit probabilistic models vs learned Ladder-family inference.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    from pgm_ladder.checks import register_commands as register_checks
-
-    register_checks(sub)
-    from pgm_ladder.data_command import register_commands as register_data
-    from pgm_ladder.training.commands import register_commands as register_training
-
-    register_training(sub)
+    check = sub.add_parser(
+        "check", help="train engines on an explicit model and score them against its exact posterior")
+    which = check.add_subparsers(dest="check", metavar="MODEL")
+    which.required = True
+    for name in sorted(experiments):
+        spec = experiments[name]
+        if spec.check is not None:
+            spec.check(which, spec)
+    register_training(sub, experiments)
     register_data(sub)
     return parser
 

@@ -6,7 +6,7 @@ import torch
 
 from explicit_models.static_hierarchy import StaticGaussianHierarchy
 from learned_inference.base import EngineOutput, InferenceEngine, IterationOutput
-from pgm_ladder import harness
+from pgm_ladder.harness import static as harness
 
 
 class OracleEngine(InferenceEngine):
@@ -37,7 +37,7 @@ def _mixture_model():
 
 def test_oracle_engine_scores_as_bayes_optimal():
     model = _mixture_model()
-    data = harness.make_eval_set(model, 600, seed=0)
+    data = harness.posterior_eval_set(model, 600, seed=0)
     curves = harness.score_engine(OracleEngine(model), data, iterations=3)
     assert len(curves.mse_ratio) == 3
     for t in range(3):
@@ -49,7 +49,7 @@ def test_oracle_engine_scores_as_bayes_optimal():
 
 def test_engine_errors_show_up_per_iteration():
     model = _mixture_model()
-    data = harness.make_eval_set(model, 400, seed=0)
+    data = harness.posterior_eval_set(model, 400, seed=0)
     curves = harness.score_engine(OracleEngine(model, error_per_iteration=0.1), data, iterations=3)
     for t in range(3):
         want = 1.0 + model.widths[0] * (0.1 * t) ** 2 / data.bayes_mse
@@ -58,10 +58,10 @@ def test_engine_errors_show_up_per_iteration():
 
 def test_wiener_is_optimal_on_a_linear_model_and_not_on_a_mixture():
     linear = StaticGaussianHierarchy.random([6, 4, 3], seed=2, noise_std=1.0)
-    data = harness.make_eval_set(linear, 500, seed=1)
+    data = harness.posterior_eval_set(linear, 500, seed=1)
     assert math.isclose(harness.score_wiener(linear, data).mse_ratio[0], 1.0, abs_tol=1e-9)
     mixture = _mixture_model()
-    data = harness.make_eval_set(mixture, 2000, seed=1)
+    data = harness.posterior_eval_set(mixture, 2000, seed=1)
     assert harness.score_wiener(mixture, data).mse_ratio[0] > 1.01
 
 
@@ -69,7 +69,7 @@ def test_vb_converges_to_bayes_on_a_linear_model():
     # within-level stds comparable to the top's: weak coupling, fast mean-field
     # convergence (≈1e-13 after 50 sweeps on this model)
     linear = StaticGaussianHierarchy.random([6, 4, 3], seed=2, noise_std=1.0, std_range=(0.6, 1.0))
-    data = harness.make_eval_set(linear, 300, seed=1)
+    data = harness.posterior_eval_set(linear, 300, seed=1)
     curves = harness.score_vb(linear, data, sweeps=100)
     assert curves.kl == [] and len(curves.mse_ratio) == 100
     assert curves.mse_ratio[-1] < 1 + 1e-10
@@ -78,7 +78,7 @@ def test_vb_converges_to_bayes_on_a_linear_model():
 
 def test_eval_set_is_reproducible_from_its_seed():
     model = _mixture_model()
-    a, b = harness.make_eval_set(model, 50, seed=9), harness.make_eval_set(model, 50, seed=9)
+    a, b = harness.posterior_eval_set(model, 50, seed=9), harness.posterior_eval_set(model, 50, seed=9)
     assert torch.equal(a.x_noisy, b.x_noisy) and a.bayes_mse == b.bayes_mse
 
 
@@ -95,7 +95,7 @@ def test_linear_init_at_level0_is_the_wiener_filter_of_the_mixture():
 
 def test_vb_from_the_linear_init_is_at_the_fixed_point_on_a_linear_model():
     linear = StaticGaussianHierarchy.random([6, 4, 3], seed=2, noise_std=1.0)
-    data = harness.make_eval_set(linear, 200, seed=1)
+    data = harness.posterior_eval_set(linear, 200, seed=1)
     init = harness.linear_gaussian_init(linear, data.x_noisy)
     for got, want in zip(init["means"], data.posterior_means):
         assert torch.allclose(got, want, rtol=1e-9, atol=1e-9)

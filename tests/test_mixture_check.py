@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from pgm_ladder import metrics
-from pgm_ladder.checks import mixture_command, mixture_experiment as exp
-from pgm_ladder.checks.mixture_figures import matched_labels
+from experiments.mixture import check as mixture_command, experiment as exp
+from experiments.mixture.figures import matched_labels
 from pgm_ladder.cli import main
 
 METHODS = ("tagger", "rtagger", "vb")

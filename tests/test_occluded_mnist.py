@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from experiments.datasets import paths
-from pgm_ladder.training import apply_overrides, evaluate_run, figures_run, get_experiment, train
+from experiments.occluded_mnist import SPEC as OMM
+from pgm_ladder.training import apply_overrides, evaluate_run, figures_run, train
 from pgm_ladder.training.errors import ConfigError, TableError
 
 requires_data = pytest.mark.skipif(
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def smoke_runs(tmp_path_factory):
-    spec = get_experiment("occluded_mnist")
+    spec = OMM
     out = tmp_path_factory.mktemp("omm")
     results = {}
     for row, regime in RUNS:
@@ -114,7 +115,7 @@ def test_cli_train_command(tmp_path):
 
 
 def test_bad_rows_and_regimes_are_refused():
-    spec = get_experiment("occluded_mnist")
+    spec = OMM
     with pytest.raises(ConfigError, match="model"):
         apply_overrides(spec.preset("smoke"), ["model=rladder_v2"])
     config = apply_overrides(spec.preset("smoke"), ["model=rladder_no_classification", "regime=mean_teacher"])
@@ -172,7 +173,7 @@ def test_mean_teacher_ema_update():
 
 @requires_data
 def test_mean_teacher_optimiser_steps_the_student_and_then_the_teacher():
-    spec = get_experiment("occluded_mnist")
+    spec = OMM
     config = apply_overrides(spec.preset("smoke"), ["regime=mean_teacher", "model=optimal_static"])
     parts = spec.build(config, torch.device("cpu"), 0)
     model, opt = parts.model, parts.optimizer

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pgm_ladder.cli import main
-from pgm_ladder.training.registry import get_experiment
+from experiments.temporal import SPEC as TEMPORAL
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = ("rladder", "no_decoder", "no_decoder_to_encoder")
@@ -76,7 +76,7 @@ def test_bad_override_names_the_key(tmp_path):
 
 
 def test_experiment_is_registered_with_the_three_presets():
-    spec = get_experiment("temporal")
+    spec = TEMPORAL
     for preset in ("smoke", "cpu", "paper"):
         config = spec.preset(preset)
         assert config.task.occlusion == 0.3 and config.train.steps > 0

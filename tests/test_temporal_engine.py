@@ -8,7 +8,8 @@ import torch
 from learned_inference import RLadder
 from learned_inference.base import ShapeError
 from learned_inference.temporal import TemporalRLadder, TemporalRLadderConfig
-from pgm_ladder.checks import temporal_experiment as exp
+from experiments.temporal import experiment as exp
+from pgm_ladder.harness import temporal as harness
 
 
 def _engine(**kw):
@@ -113,14 +114,14 @@ def test_optimal_and_prior_predictions_score_as_expected():
     the empirical ratio of the optimal predictor is 1 up to Monte Carlo error."""
     model = exp.embedded_model("default")
     task = exp.TemporalTask(frames=6, eval_sequences=300)
-    data = exp.make_eval_set(model, task)
-    best = exp.prediction_ratios(data.optimal, data)
+    data = exp.eval_set(model, task)
+    best = harness.prediction_ratios(data.optimal, data)
     assert best["mse_ratio"] == [1.0] * 6 and best["mean_mse_ratio"] == 1.0
     assert abs(best["mean_empirical_mse_ratio"] - 1.0) < 0.1
-    vb = exp.prediction_ratios(exp.vb_filter_predictions(model, data, 20), data)
-    prior = exp.prediction_ratios(exp.prior_predictions(model, data), data)
+    vb = harness.prediction_ratios(harness.vb_filter_predictions(model, data, 20), data)
+    prior = harness.prediction_ratios(harness.prior_predictions(model, data), data)
     assert 1.0 < vb["mean_mse_ratio"] < prior["mean_mse_ratio"]
-    assert exp.top_ratios(data.top_means, data)["mean_top_mse_ratio"] == 1.0
+    assert harness.top_ratios(data.top_means, data)["mean_top_mse_ratio"] == 1.0
 
 
 def test_training_loss_targets():
@@ -148,7 +149,7 @@ def test_embedded_model_is_the_one_the_issue_asks_for():
     assert model.widths == [8, 4, 2] and exp.TemporalTask().occlusion == 0.3
     radius = [float(torch.linalg.eigvals(A).abs().max()) for A in model.transitions]
     assert radius[0] < radius[1] < radius[2] and radius[2] > 0.95
-    data = exp.make_eval_set(model, exp.TemporalTask(frames=10, eval_sequences=1000))
+    data = exp.eval_set(model, exp.TemporalTask(frames=10, eval_sequences=1000))
     assert abs(float(data.visibility.double().mean()) - 0.7) < 0.01
-    assert exp.prediction_ratios(exp.prior_predictions(model, data), data)["mean_mse_ratio"] > 3.0
-    assert exp.prediction_ratios(exp.vb_filter_predictions(model, data, 50), data)["mean_mse_ratio"] > 1.1
+    assert harness.prediction_ratios(harness.prior_predictions(model, data), data)["mean_mse_ratio"] > 3.0
+    assert harness.prediction_ratios(harness.vb_filter_predictions(model, data, 50), data)["mean_mse_ratio"] > 1.1

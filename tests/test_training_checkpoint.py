@@ -2,7 +2,6 @@
 resume identity, and the load errors (truncated, wrong experiment, wrong model)."""
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import random
 import shutil
@@ -12,25 +11,15 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import TOY, run_cli, toy_config
 from pgm_ladder.training import (CheckpointError, ExperimentSpec, LoaderStream, SampledStream,
-                                 apply_overrides, get_experiment, register_experiment, resume,
-                                 train)
+                                 resume, train)
 from pgm_ladder.training.checkpoint import (CheckpointDir, load_checkpoint, rng_state,
                                             save_checkpoint, set_rng_state)
-from pgm_ladder.training.commands import register_commands
 from pgm_ladder.training.run_dir import MetricsLog, RunDir, read_metrics
-from pgm_ladder.training.toy import build as toy_build
+from experiments.toy.experiment import build as toy_build
 
 
-def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="pgm-ladder")
-    register_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-def toy_config(*overrides: str):
-    return apply_overrides(get_experiment("toy").preset("smoke"), list(overrides))
 
 
 def snapshot(root: Path) -> dict:
@@ -151,7 +140,7 @@ def test_resume_from_an_intermediate_checkpoint_matches_the_uninterrupted_run(tm
                  "train.log_every=5", f"data.map_style={str(map_style).lower()}",
                  "data.dataset_size=100", "train.schedule=cosine", "train.grad_clip=1.0"]
     full = tmp_path / "full"
-    train("toy", toy_config(*overrides), full, preset="smoke", seed=4, quiet=True)
+    train(TOY, toy_config(*overrides), full, preset="smoke", seed=4, quiet=True)
     killed = tmp_path / "killed"
     shutil.copytree(full, killed)
     (killed / "results.json").unlink()
@@ -170,7 +159,7 @@ def test_resume_from_an_intermediate_checkpoint_matches_the_uninterrupted_run(tm
 
 def test_resume_can_extend_a_finished_run(tmp_path):
     run = tmp_path / "run"
-    train("toy", toy_config(), run, preset="smoke", quiet=True)
+    train(TOY, toy_config(), run, preset="smoke", quiet=True)
     result = resume(run, overrides=["train.steps=80"], quiet=True)
     assert result.step == 80
     assert RunDir(run).read_manifest()["config"]["train"]["steps"] == 80
@@ -182,7 +171,7 @@ def test_resume_can_extend_a_finished_run(tmp_path):
 @pytest.fixture
 def finished_run(tmp_path) -> Path:
     run = tmp_path / "run"
-    train("toy", toy_config("train.steps=40", "train.checkpoint_every=10"), run,
+    train(TOY, toy_config("train.steps=40", "train.checkpoint_every=10"), run,
           preset="smoke", quiet=True)
     return run
 
@@ -208,10 +197,9 @@ def test_not_a_checkpoint_is_named(finished_run):
 
 
 def test_wrong_experiment_checkpoint_is_refused(finished_run, tmp_path, capsys):
-    spec = get_experiment("toy")
-    register_experiment(dataclasses.replace(spec, name="toy-twin"))
+    twin = dataclasses.replace(TOY, name="toy-twin")
     other = tmp_path / "other"
-    train("toy-twin", toy_config("train.steps=20"), other, preset="smoke", quiet=True)
+    train(twin, toy_config("train.steps=20"), other, preset="smoke", quiet=True)
     foreign = CheckpointDir(other / "checkpoints", 1).latest()
     before = snapshot(finished_run)
     with pytest.raises(CheckpointError, match=rf"{foreign} belongs to experiment 'toy-twin', not 'toy'"):
@@ -238,4 +226,4 @@ def test_toy_build_is_usable_directly():
     parts = toy_build(toy_config(), torch.device("cpu"), seed=0)
     out = parts.loss(parts.model, parts.train_batches.next_batch())
     assert out["loss"].dim() == 0 and set(parts.evaluate(parts.model)) >= {"mse", "mse_ratio"}
-    assert isinstance(get_experiment("toy"), ExperimentSpec)
+    assert isinstance(TOY, ExperimentSpec)

@@ -1,28 +1,21 @@
 """Typed configs, overrides, presets and the experiment registry (fast, in-process)."""
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import re
 
 import pytest
 
+from experiments import registry
+from helpers import TOY, run_cli
 from pgm_ladder.training import (ConfigError, ExperimentConfig, ExperimentSpec, OptimConfig,
-                                 TrainConfig, apply_overrides, config_from_dict, config_to_dict,
-                                 get_experiment, list_experiments)
-from pgm_ladder.training.commands import register_commands
-from pgm_ladder.training.toy import ToyConfig
+                                 TrainConfig, apply_overrides, config_from_dict, config_to_dict)
+from experiments.toy.experiment import ToyConfig
 
-
-def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="pgm-ladder")
-    register_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
 
 
 def smoke() -> ToyConfig:
-    return get_experiment("toy").preset("smoke")
+    return TOY.preset("smoke")
 
 
 def test_overrides_parse_each_field_type():
@@ -114,7 +107,7 @@ def test_config_dict_round_trip_and_unknown_saved_key():
 
 
 def test_presets_exist_and_are_fresh_copies():
-    spec = get_experiment("toy")
+    spec = TOY
     assert {"smoke", "cpu", "paper"} <= set(spec.presets)
     a = spec.preset("smoke")
     a.optim.lr = 123.0
@@ -125,13 +118,13 @@ def test_presets_exist_and_are_fresh_copies():
 
 def test_unknown_preset_and_experiment_are_named():
     with pytest.raises(ConfigError, match=r"unknown preset 'huge'.*smoke, cpu, paper"):
-        get_experiment("toy").preset("huge")
+        TOY.preset("huge")
     with pytest.raises(ConfigError, match=r"unknown experiment 'nosuch'.*toy"):
-        get_experiment("nosuch")
+        registry.get("nosuch")
 
 
-def test_list_experiments_imports_the_known_ones():
-    assert "toy" in [s.name for s in list_experiments()]
+def test_the_catalogue_holds_every_built_in_experiment():
+    assert set(registry.catalogue()) >= {"toy", "static", "temporal", "mixture", "occluded_mnist"}
 
 
 @dataclasses.dataclass
@@ -141,10 +134,10 @@ class NoTrainSection:
 
 def test_spec_checks_config_sections_and_presets():
     with pytest.raises(TypeError, match="train: TrainConfig"):
-        ExperimentSpec("bad", NoTrainSection, {}, build=lambda c, d, s: None)
+        ExperimentSpec("bad", NoTrainSection, {}, build=lambda c, d, s: None, home=__name__)
     with pytest.raises(TypeError, match=r"missing presets \['cpu', 'paper'\]"):
         ExperimentSpec("bad", ExperimentConfig, {"smoke": ExperimentConfig()},
-                       build=lambda c, d, s: None)
+                       build=lambda c, d, s: None, home=__name__)
 
 
 @pytest.mark.parametrize("argv, culprit", [

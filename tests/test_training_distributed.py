@@ -25,7 +25,7 @@ def test_two_process_gloo_job_trains_and_resumes_in_one_process(tmp_path):
         env.pop(var, None)
     done = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-         "-m", "pgm_ladder.training", "train", "toy", "--preset", "smoke", "--device", "cpu",
+         "-m", "pgm_ladder.cli", "train", "toy", "--preset", "smoke", "--device", "cpu",
          "--out", str(out), "--quiet", "--set", "data.map_style=true",
          "--set", f"data.dataset_size={DATASET}", "--set", f"train.batch_size={BATCH}",
          "--set", "train.steps=0", "--set", f"train.epochs={EPOCHS}",

@@ -32,7 +32,7 @@ def env() -> dict:
 
 
 def command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pgm_ladder.training", *args]
+    return [sys.executable, "-m", "pgm_ladder.cli", *args]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -2,7 +2,6 @@
 (non-finite loss, gradient clipping), device options, progress, sweep and tables."""
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import io
@@ -16,25 +15,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import TOY, run_cli, toy_config
 from pgm_ladder.training import (ConfigError, NonFiniteLossError, Parts, RunDirError, TableError,
-                                 apply_overrides, get_experiment, register_experiment, train)
+                                 train)
 from pgm_ladder.training.checkpoint import CheckpointDir, load_checkpoint
-from pgm_ladder.training.commands import register_commands
 from pgm_ladder.training.progress import bars_wanted
 from pgm_ladder.training.provenance import git_revision, hardware
 from pgm_ladder.training.run_dir import RunDir, read_metrics
 from pgm_ladder.training.tables import aggregate, find_results, to_markdown
 
 
-def run_cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="pgm-ladder")
-    register_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-def toy_config(*overrides: str):
-    return apply_overrides(get_experiment("toy").preset("smoke"), list(overrides))
 
 
 # ----------------------------------------------------------------------------- a smoke run
@@ -73,7 +63,7 @@ def test_smoke_train_finishes_in_seconds_with_a_complete_run_dir(tmp_path, capsy
 
 
 def test_periodic_evaluation_is_logged(tmp_path):
-    train("toy", toy_config("train.eval_every=20"), tmp_path / "run", quiet=True)
+    train(TOY, toy_config("train.eval_every=20"), tmp_path / "run", quiet=True)
     evals = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "eval/mse" in r]
     assert [r["step"] for r in evals] == [20, 40, 60]
     final = RunDir(tmp_path / "run").read_results()["metrics"]
@@ -82,7 +72,7 @@ def test_periodic_evaluation_is_logged(tmp_path):
 
 def test_eval_reproduces_the_final_metrics(tmp_path, capsys):
     out = tmp_path / "run"
-    train("toy", toy_config(), out, preset="smoke", quiet=True)
+    train(TOY, toy_config(), out, preset="smoke", quiet=True)
     assert run_cli(["eval", str(out)]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == RunDir(out).read_results()["metrics"]
@@ -91,10 +81,10 @@ def test_eval_reproduces_the_final_metrics(tmp_path, capsys):
 
 def test_train_refuses_a_directory_that_holds_a_run(tmp_path, capsys):
     out = tmp_path / "run"
-    train("toy", toy_config(), out, preset="smoke", quiet=True)
+    train(TOY, toy_config(), out, preset="smoke", quiet=True)
     before = (out / "config.json").read_bytes()
     with pytest.raises(RunDirError, match=f"{out} already holds a run"):
-        train("toy", toy_config(), out, preset="smoke", quiet=True)
+        train(TOY, toy_config(), out, preset="smoke", quiet=True)
     assert run_cli(["train", "toy", "--preset", "smoke", "--out", str(out)]) == 1
     assert str(out) in capsys.readouterr().err
     assert (out / "config.json").read_bytes() == before
@@ -118,7 +108,7 @@ class FakeTerminal(io.StringIO):
 def test_progress_bars_show_epochs_steps_and_loss_on_a_terminal(tmp_path, monkeypatch):
     terminal = FakeTerminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    train("toy", toy_config("train.steps=250"), tmp_path / "run", preset="smoke")
+    train(TOY, toy_config("train.steps=250"), tmp_path / "run", preset="smoke")
     shown = terminal.getvalue()
     assert "epochs" in shown and "steps" in shown and "loss=" in shown
     assert "3/3" in shown and "loss=" in shown.split("3/3")[-1]  # the last, partial epoch too
@@ -132,7 +122,7 @@ NAN_AT = 13  # the batch at which the loss turns NaN
 def poisoned_build(poison):
     """The toy experiment with ``poison(loss_terms, model)`` applied at batch NAN_AT."""
     def build(config, device, seed) -> Parts:
-        parts = get_experiment("toy").build(config, device, seed)
+        parts = TOY.build(config, device, seed)
         calls = {"n": 0}
 
         def loss(model, batch):
@@ -156,14 +146,12 @@ def nan_gradient(out, model):  # finite loss (+0), NaN gradient (0 · 1/sqrt(0))
 
 
 @pytest.fixture(scope="module")
-def nan_experiment() -> str:
-    register_experiment(dataclasses.replace(get_experiment("toy"), name="toy-nan",
-                                            build=poisoned_build(nan_loss)))
-    return "toy-nan"
+def nan_experiment():
+    return dataclasses.replace(TOY, name="toy-nan", build=poisoned_build(nan_loss))
 
 
 def test_non_finite_gradient_norm_stops_when_clipping(tmp_path):
-    spec = dataclasses.replace(get_experiment("toy"), build=poisoned_build(nan_gradient))
+    spec = dataclasses.replace(TOY, build=poisoned_build(nan_gradient))
     out = tmp_path / "run"
     with pytest.raises(NonFiniteLossError, match=rf"non-finite gradient norm \(nan\) at step {NAN_AT}"
                        r".*step-00000010\.pt"):
@@ -184,18 +172,18 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint
     assert str(good) in message
     assert [p.name for p in CheckpointDir(out / "checkpoints", 1).all()] == \
         ["step-00000005.pt", "step-00000010.pt"]
-    state = load_checkpoint(good, nan_experiment)
+    state = load_checkpoint(good, nan_experiment.name)
     assert state["step"] == 10
     assert all(torch.isfinite(v).all() for v in state["model"].values())
     assert not (out / "results.json").exists()
     # the command line says the same and exits 1
-    assert run_cli(["train", nan_experiment, "--preset", "smoke", "--out", str(tmp_path / "cli"),
-                    "--set", "train.checkpoint_every=5"]) == 1
+    assert run_cli(["train", nan_experiment.name, "--preset", "smoke", "--out", str(tmp_path / "cli"),
+                    "--set", "train.checkpoint_every=5"], nan_experiment) == 1
     assert f"non-finite loss (nan) at step {NAN_AT}" in capsys.readouterr().err
 
 
 def test_gradient_norm_clip_bounds_each_update(tmp_path):
-    spec = get_experiment("toy")
+    spec = TOY
     cfg = toy_config("train.steps=1", "optim.name=sgd", "optim.lr=1.0",
                      "train.grad_clip=0.001", "train.log_every=1")
     torch.manual_seed(0)
@@ -220,7 +208,7 @@ def test_amp_and_compile_are_refused_on_cpu_naming_the_option(flag, culprit, tmp
     assert culprit in err and "device cpu" in err
     assert not out.exists()
     with pytest.raises(ConfigError, match=culprit):
-        train("toy", toy_config("train.amp=bf16" if "amp" in culprit else "train.compile=true"),
+        train(TOY, toy_config("train.amp=bf16" if "amp" in culprit else "train.compile=true"),
               out, quiet=True)
 
 
@@ -333,7 +321,7 @@ def test_pgm_ladder_cli_has_the_training_commands():
 
 def test_eval_with_batch_statistics_refuses_a_network_without_batchnorm(tmp_path, capsys):
     out = tmp_path / "run"
-    train("toy", toy_config(), out, preset="smoke", quiet=True)
+    train(TOY, toy_config(), out, preset="smoke", quiet=True)
     assert run_cli(["eval", str(out), "--batch-statistics"]) == 2  # a usage error
     assert "has no BatchNorm" in capsys.readouterr().err
     assert not (out / "eval-batch-statistics.json").exists()
@@ -341,7 +329,7 @@ def test_eval_with_batch_statistics_refuses_a_network_without_batchnorm(tmp_path
 
 def test_eval_overrides_change_this_evaluation_only(tmp_path, capsys):
     out = tmp_path / "run"
-    train("toy", toy_config(), out, preset="smoke", quiet=True)
+    train(TOY, toy_config(), out, preset="smoke", quiet=True)
     final = RunDir(out).read_results()["metrics"]
     manifest = (out / "config.json").read_bytes()
     assert run_cli(["eval", str(out), "--set", "data.eval_size=64"]) == 0

@@ -4,6 +4,19 @@ Modules: :mod:`.config` (typed configs, presets, rows, regimes), :mod:`.data` (s
 training pools, batches), the row models :mod:`.static` (optimal reconstruction + static
 classifier), :mod:`.baseline` (temporal baseline), :mod:`.ladder_rows` (hierarchical RNN,
 RLadder and ablations), :mod:`.mean_teacher`, :mod:`.rows` (row name -> model and tasks),
-:mod:`.task` (costs and scores), :mod:`.experiment` (the registered ``occluded_mnist``
-experiment), :mod:`.figures` (Figure 4) and :mod:`.tables` (Tables 1–2). See README.md.
+:mod:`.task` (costs and scores), :mod:`.experiment` (``build``; ``SPEC`` is defined here), :mod:`.figures` (Figure 4) and :mod:`.tables` (Tables 1–2). See README.md.
 """
+from pgm_ladder.training.spec import ExperimentSpec
+
+from .config import PRESETS, OccludedMNISTConfig
+from .experiment import build
+
+SPEC = ExperimentSpec(
+    name="occluded_mnist",
+    config_type=OccludedMNISTConfig,
+    presets=PRESETS,
+    build=build,
+    home=__name__,
+    description="Occluded Moving MNIST: conv RLadder, comparison models, ablations, Mean Teacher "
+                "(RLadder §3.1; model=ROW, regime=R)",
+)

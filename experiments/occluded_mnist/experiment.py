@@ -18,12 +18,12 @@ import torch
 
 from pgm_ladder.training.batches import SampledStream
 from pgm_ladder.training.optim import make_optimizer
-from pgm_ladder.training.registry import ExperimentSpec, Parts, register_experiment
+from pgm_ladder.training.spec import Parts
 
 from . import data as omm_data
 from . import figures as omm_figures
 from . import task
-from .config import PRESETS, OccludedMNISTConfig
+from .config import OccludedMNISTConfig
 from .mean_teacher import MeanTeacher
 from .rows import build_model, row_spec
 
@@ -66,13 +66,3 @@ def build(config: OccludedMNISTConfig, device: torch.device, seed: int) -> Parts
                  loss=lambda net, batch: task.losses(net, batch, config),
                  evaluate=evaluate,
                  figures=figures if spec.has_decoder and config.figure_sequences > 0 else None)
-
-
-SPEC = register_experiment(ExperimentSpec(
-    name="occluded_mnist",
-    config_type=OccludedMNISTConfig,
-    presets=PRESETS,
-    build=build,
-    description="Occluded Moving MNIST: conv RLadder, comparison models, ablations, Mean Teacher "
-                "(RLadder §3.1; model=ROW, regime=R)",
-))

@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 from typing import Optional, Sequence
 
-from pgm_ladder.report import text_table
+from pgm_ladder.formatting import text_table
 from pgm_ladder.training import tables as shared
 
 from .config import ROWS

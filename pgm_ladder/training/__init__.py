@@ -1,8 +1,9 @@
 """Shared training infrastructure: typed configs with presets, the trainer (checkpoints,
-resume, logging, progress, torchrun/DDP), the experiment registry, and the tables.
+resume, logging, progress, torchrun/DDP), what an experiment gives the trainer
+(:class:`ExperimentSpec`), and the tables.
 
-An experiment plugs in with an :class:`ExperimentSpec` passed to
-:func:`register_experiment`; see :mod:`pgm_ladder.training.toy` for a complete example.
+An experiment plugs in with an :class:`ExperimentSpec`; ``experiments/toy`` is a complete
+example and ``docs/architecture.md`` says how to add one.
 """
 from pgm_ladder.training.batches import BatchSource, LoaderStream, SampledStream
 from pgm_ladder.training.config import (ExperimentConfig, OptimConfig, TrainConfig,
@@ -10,8 +11,7 @@ from pgm_ladder.training.config import (ExperimentConfig, OptimConfig, TrainConf
 from pgm_ladder.training.errors import (CheckpointError, ConfigError, NonFiniteLossError,
                                         RunDirError, TableError, TrainingError, TrainingInterrupted)
 from pgm_ladder.training.optim import make_optimizer
-from pgm_ladder.training.registry import (ExperimentSpec, PaperNumber, Parts, get_experiment,
-                                          list_experiments, register_experiment)
+from pgm_ladder.training.spec import ExperimentSpec, PaperNumber, Parts, load_spec
 from pgm_ladder.training.runner import TrainResult, evaluate_run, figures_run, resume, train
 
 __all__ = [
@@ -21,7 +21,6 @@ __all__ = [
     "CheckpointError", "ConfigError", "NonFiniteLossError", "RunDirError", "TableError",
     "TrainingError", "TrainingInterrupted",
     "make_optimizer",
-    "ExperimentSpec", "PaperNumber", "Parts", "get_experiment", "list_experiments",
-    "register_experiment",
+    "ExperimentSpec", "PaperNumber", "Parts", "load_spec",
     "TrainResult", "evaluate_run", "figures_run", "resume", "train",
 ]

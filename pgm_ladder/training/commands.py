@@ -1,7 +1,8 @@
 """The experiment commands of ``pgm-ladder``: train, eval, figures, resume, list, sweep, table.
 
-``register_commands(subparsers)`` adds them to the ``pgm-ladder`` parser; ``python -m
-pgm_ladder.training`` runs them on their own. Every command returns an exit status:
+``register_commands(subparsers, experiments)`` adds them to the ``pgm-ladder`` parser;
+``experiments`` maps a name to its :class:`ExperimentSpec` (the CLI passes the catalogue
+``experiments.registry``). Every command returns an exit status:
 0 done, 1 failed, 2 a bad config or option, 128+N stopped by signal N (after writing a
 checkpoint).
 """
@@ -12,14 +13,14 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Mapping
 
-from pgm_ladder.report import text_table
+from pgm_ladder.formatting import text_table
 from pgm_ladder.training import distributed as ddp
 from pgm_ladder.training import runner, tables
 from pgm_ladder.training.config import apply_overrides
 from pgm_ladder.training.errors import ConfigError, TrainingError, TrainingInterrupted
-from pgm_ladder.training.registry import get_experiment, list_experiments
+from pgm_ladder.training.spec import ExperimentSpec
 from pgm_ladder.training.run_dir import RunDir
 
 
@@ -47,13 +48,13 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def register_commands(subparsers) -> None:
+def register_commands(subparsers, experiments: Mapping[str, ExperimentSpec]) -> None:
     p = subparsers.add_parser("train", help="train an experiment into a new run directory")
     p.add_argument("experiment")
     p.add_argument("--out", type=Path, help="run directory (default runs/EXP-PRESET-seedS-TIME)")
     p.add_argument("--seed", type=int, default=0)
     _run_options(p, new_run=True)
-    p.set_defaults(func=_guard("train", cmd_train))
+    p.set_defaults(func=_guard("train", cmd_train), experiments=experiments)
 
     p = subparsers.add_parser("resume", help="continue a run from its latest checkpoint")
     p.add_argument("run_dir", type=Path)
@@ -81,14 +82,14 @@ def register_commands(subparsers) -> None:
     p.set_defaults(func=_guard("figures", cmd_figures))
 
     p = subparsers.add_parser("list", help="list the experiments and their presets")
-    p.set_defaults(func=_guard("list", cmd_list))
+    p.set_defaults(func=_guard("list", cmd_list), experiments=experiments)
 
     p = subparsers.add_parser("sweep", help="train one experiment with several seeds")
     p.add_argument("experiment")
     p.add_argument("--seeds", type=int, nargs="+", required=True)
     p.add_argument("--out", type=Path, help="sweep directory (default runs/EXP-PRESET-sweep-TIME)")
     _run_options(p, new_run=True)
-    p.set_defaults(func=_guard("sweep", cmd_sweep))
+    p.set_defaults(func=_guard("sweep", cmd_sweep), experiments=experiments)
 
     p = subparsers.add_parser("table", help="mean ± std tables over the runs' seeds")
     p.add_argument("run_dirs", type=Path, nargs="+",
@@ -96,6 +97,13 @@ def register_commands(subparsers) -> None:
     p.add_argument("--markdown", type=Path, help="also write the Markdown table here")
     p.add_argument("--csv", type=Path, help="also write the table as CSV here")
     p.set_defaults(func=_guard("table", cmd_table))
+
+
+def find_experiment(experiments: Mapping[str, ExperimentSpec], name: str) -> ExperimentSpec:
+    """``experiments[name]``, or a :class:`ConfigError` naming the known ones."""
+    if name not in experiments:
+        raise ConfigError(f"unknown experiment {name!r} (known: {', '.join(sorted(experiments))})")
+    return experiments[name]
 
 
 def _guard(name: str, command: Callable[[argparse.Namespace], int]):
@@ -117,7 +125,7 @@ def _main_process() -> bool:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    spec = get_experiment(args.experiment)
+    spec = find_experiment(args.experiments, args.experiment)
     overrides = _flag_overrides(args)
     config = apply_overrides(spec.preset(args.preset), overrides)
     result = runner.train(spec, config, args.out, preset=args.preset, seed=args.seed,
@@ -148,7 +156,8 @@ def cmd_figures(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = [(s.name, ", ".join(s.presets), s.description) for s in list_experiments()]
+    rows = [(s.name, ", ".join(s.presets), s.description)
+            for _, s in sorted(args.experiments.items())]
     print(text_table(["experiment", "presets", "description"], rows))
     return 0
 
@@ -156,7 +165,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Train each seed in ``OUT/seed-S`` one after the other (a finished seed is kept, an
     interrupted one resumed), then write ``OUT/table.md`` and ``OUT/table.csv``."""
-    spec = get_experiment(args.experiment)
+    spec = find_experiment(args.experiments, args.experiment)
     overrides = _flag_overrides(args)
     config = apply_overrides(spec.preset(args.preset), overrides)
     if args.out is None and ddp.from_environment().enabled:
@@ -183,9 +192,3 @@ def cmd_table(args: argparse.Namespace) -> int:
     print(tables.write_tables(rows, args.markdown, args.csv))
     return 0
 
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="pgm-ladder", description="pgm-ladder experiments")
-    register_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    return int(args.func(args) or 0)

@@ -11,12 +11,11 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgm_ladder.report import write_json_atomic
+from pgm_ladder.atomic_io import write_json_atomic, write_text_atomic
 from pgm_ladder.training.errors import RunDirError
 
 
@@ -105,9 +104,7 @@ class MetricsLog:
                     kept.append(line)
             except (json.JSONDecodeError, KeyError, TypeError):
                 break  # a line torn by the kill: everything after it is gone too
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
 def read_metrics(path: Path) -> list[dict]:

@@ -13,12 +13,12 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import nn
 
-from pgm_ladder.report import write_json_atomic
+from pgm_ladder.atomic_io import write_json_atomic
 from pgm_ladder.training import distributed as ddp
 from pgm_ladder.training.batches import rank_seed, to_device
 from pgm_ladder.training.batchnorm import batch_statistics as bn_batch_statistics
@@ -32,7 +32,7 @@ from pgm_ladder.training.errors import (CheckpointError, ConfigError, NonFiniteL
 from pgm_ladder.training.optim import make_optimizer, make_scheduler
 from pgm_ladder.training.progress import Progress, bars_wanted, note
 from pgm_ladder.training.provenance import provenance
-from pgm_ladder.training.registry import ExperimentSpec, Parts, get_experiment
+from pgm_ladder.training.spec import ExperimentSpec, Parts, load_spec, remember
 from pgm_ladder.training.run_dir import MetricsLog, RunDir, default_run_dir
 
 
@@ -47,12 +47,16 @@ class TrainResult:
     step: int
 
 
-def train(experiment: Union[str, ExperimentSpec], config: Any, run_dir: Optional[Path] = None,
+def train(spec: ExperimentSpec, config: Any, run_dir: Optional[Path] = None,
           *, preset: str = "custom", seed: int = 0, overrides: Sequence[str] = (),
           quiet: bool = False) -> TrainResult:
-    """Train ``experiment`` with ``config`` into a new ``run_dir`` (default
-    ``runs/EXPERIMENT-PRESET-seedS-TIME``). ``preset`` and ``overrides`` are recorded."""
-    spec = get_experiment(experiment) if isinstance(experiment, str) else experiment
+    """Train experiment ``spec`` with ``config`` into a new ``run_dir`` (default
+    ``runs/EXPERIMENT-PRESET-seedS-TIME``). ``preset``, ``overrides`` and ``spec.home`` are
+    recorded."""
+    if not isinstance(spec, ExperimentSpec):
+        raise TypeError(f"spec: expected an ExperimentSpec, got {type(spec).__name__} (look a "
+                        "name up with experiments.registry.get)")
+    remember(spec)
     if not isinstance(config, spec.config_type):
         raise TypeError(f"config for {spec.name!r} must be a {spec.config_type.__name__}")
     ctx, device = _start(config)
@@ -62,7 +66,7 @@ def train(experiment: Union[str, ExperimentSpec], config: Any, run_dir: Optional
         if any(ddp.gather(ctx, run.config.exists())):
             raise run.occupied()
         if ctx.is_main:
-            run.create({"experiment": spec.name, "preset": preset, "seed": seed,
+            run.create({"experiment": spec.name, "home": spec.home, "preset": preset, "seed": seed,
                         "overrides": list(overrides), "config": config_to_dict(config)})
         ddp.barrier(ctx)
         return _Trainer(spec, config, run, seed, device, ctx, quiet).run(None, None)
@@ -151,7 +155,7 @@ def _open_run(run_dir: Path, checkpoint: Optional[Path], overrides: Sequence[str
     (the latest unless one is named); reads only."""
     run = RunDir(Path(run_dir))
     manifest = run.read_manifest()
-    spec = get_experiment(manifest["experiment"])
+    spec = load_spec(manifest["experiment"], manifest.get("home"))
     config = apply_overrides(config_from_dict(spec.config_type, manifest["config"]), overrides)
     path = Path(checkpoint) if checkpoint else CheckpointDir(run.checkpoints, 1).latest()
     if path is None:

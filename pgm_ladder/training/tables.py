@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from pgm_ladder.report import text_table
+from pgm_ladder.formatting import text_table
 from pgm_ladder.training.errors import TableError
 from pgm_ladder.training.run_dir import RunDir
 

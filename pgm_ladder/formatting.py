@@ -1,11 +1,7 @@
-"""Plain-text tables, provenance-stamped JSON and figures for the check commands."""
+"""Plain-text (Markdown pipe) tables, readable in a terminal and pasteable into ``docs/results``."""
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
-from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 
@@ -33,23 +29,3 @@ def at(values: Optional[Sequence[float]], index: int) -> Optional[float]:
     if not values or index >= len(values):
         return None
     return values[index]
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write JSON to ``path`` via a temporary file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=False, allow_nan=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -18,8 +18,7 @@ from torch.utils.data import TensorDataset
 
 from pgm_ladder.training.batches import LoaderStream, SampledStream
 from pgm_ladder.training.config import ExperimentConfig, OptimConfig, TrainConfig
-from pgm_ladder.training.registry import (ExperimentSpec, PaperNumber, Parts,
-                                          register_experiment)
+from pgm_ladder.training.spec import Parts
 
 MODEL_SEED = 20240601  # the explicit model (teacher) is the same for every run seed
 EVAL_SEED = 987654321
@@ -117,13 +116,3 @@ PRESETS = {
                                          log_every=100, schedule="cosine", warmup_steps=500),
                        optim=OptimConfig(lr=1e-3), model=ToyModel(hidden=(256, 256))),
 }
-
-SPEC = register_experiment(ExperimentSpec(
-    name="toy",
-    config_type=ToyConfig,
-    presets=PRESETS,
-    build=build,
-    description="MLP regression of y = sin(x·w) + noise on fresh samples (the example)",
-    # not a paper: the Bayes optimum, so the table shows how close a run gets to it
-    paper_numbers={"mse_ratio": PaperNumber(1.0, source="Bayes optimum (noise variance)")},
-))

@@ -26,9 +26,10 @@ import torch
 
 from explicit_models.temporal_hierarchy import TemporalGaussianHierarchy
 from learned_inference.temporal import TemporalRLadder, TemporalRLadderConfig
+from pgm_ladder.harness import temporal as harness
 from pgm_ladder.training.batches import SampledStream
 from pgm_ladder.training.config import ExperimentConfig, OptimConfig, TrainConfig
-from pgm_ladder.training.registry import ExperimentSpec, Parts, register_experiment
+from pgm_ladder.training.spec import Parts
 
 #: the embedded default model: ``TemporalGaussianHierarchy.random`` arguments (ours; every
 #: argument pinned, so a change of ``random``'s defaults cannot change it)
@@ -88,103 +89,10 @@ def engine_config(config: TemporalConfig, model: TemporalGaussianHierarchy) -> T
                                **ENGINES[config.task.engine])
 
 
-# --------------------------------------------------------------------------- scoring
-@dataclass
-class EvalSet:
-    """Fresh sequences with the Kalman filter's answers (float64, CPU). Index ``t-1`` of
-    the frame axis: after frame ``t``. ``optimal`` ``(n, T, n_0)`` = ``E[x_t+1 | x̃_1:t]``,
-    ``optimal_trace`` ``(n, T)`` = ``tr Cov(x_t+1 | x̃_1:t)``, ``x_next`` the clean
-    ``x_t+1``; ``top_means``/``top_trace`` the same for the current top latent."""
-
-    x_noisy: torch.Tensor
-    visibility: torch.Tensor
-    x_next: torch.Tensor
-    optimal: torch.Tensor
-    optimal_trace: torch.Tensor
-    top_means: torch.Tensor
-    top_trace: torch.Tensor
-    top_latent: torch.Tensor
-
-    @property
-    def size(self) -> int:
-        return int(self.x_noisy.shape[0])
-
-    @property
-    def optimal_mse(self) -> list:
-        return self.optimal_trace.mean(0).tolist()
-
-
-def make_eval_set(model: TemporalGaussianHierarchy, task: TemporalTask, chunk: int = 1000) -> EvalSet:
-    g = torch.Generator().manual_seed(task.eval_seed)
-    T, nL = task.frames, model.widths[-1]
-    parts = []
-    for start in range(0, task.eval_sequences, chunk):
-        s = model.sample(min(chunk, task.eval_sequences - start), T + 1, g, visibility=1.0 - task.occlusion)
-        x, o = s.x_noisy[:, :T], s.visibility[:, :T]
-        kf = model.kalman_filter(x, o)
-        top_cov = kf.filtered_covs[:, 1:, -nL:, -nL:]
-        parts.append((x, o, s.x[:, 1:], kf.obs_means[:, 1:T + 1], kf.clean_prediction_trace()[:, 1:T + 1],
-                      kf.filtered_means[:, 1:, -nL:], top_cov.diagonal(dim1=-2, dim2=-1).sum(-1),
-                      s.levels[-1][:, 1:T + 1]))
-    return EvalSet(*[torch.cat(p) for p in zip(*parts)])
-
-
-def prediction_ratios(pred: torch.Tensor, data: EvalSet) -> dict:
-    """Per-frame and pooled-mean MSE ratios of next-frame predictions ``(n, T, n_0)``, the
-    plain (empirical) ones against the clean ``x_t+1``, and the Monte Carlo standard error
-    of the pooled mean (ratio estimator over sequences)."""
-    per_seq = (pred.double() - data.optimal).pow(2).sum(-1)  # (n, T)
-    excess, opt = per_seq.mean(0), data.optimal_trace.mean(0)
-    emp = (pred.double() - data.x_next).pow(2).sum(-1).mean(0)
-    ratio = excess.sum() / opt.sum()
-    sem = (per_seq.sum(1) - ratio * data.optimal_trace.sum(1)).std() / data.size ** 0.5 / opt.sum()
-    return {"mse_ratio": (1 + excess / opt).tolist(), "mean_mse_ratio": float(1 + ratio),
-            "mean_mse_ratio_sem": float(sem), "empirical_mse_ratio": (emp / opt).tolist(),
-            "mean_empirical_mse_ratio": float(emp.sum() / opt.sum())}
-
-
-def top_ratios(top: torch.Tensor, data: EvalSet) -> dict:
-    """The top-level task's ratio ``1 + E‖ŝ_L,t − E[s_L,t | x̃_1:t]‖² / E tr Cov(s_L,t | x̃_1:t)``."""
-    excess = (top.double() - data.top_means).pow(2).sum(-1).mean(0)
-    opt = data.top_trace.mean(0)
-    return {"top_mse_ratio": (1 + excess / opt).tolist(), "mean_top_mse_ratio": float(1 + excess.sum() / opt.sum())}
-
-
-@torch.no_grad()
-def run_engine(engine: TemporalRLadder, data: EvalSet, device, batch_size: int = 1000):
-    """``(predictions (n, T, n_0), top (n, T, n_L) or None)`` in eval mode, on the CPU."""
-    engine.eval()
-    dtype = next(engine.parameters()).dtype
-    preds, tops = [], []
-    for start in range(0, data.size, batch_size):
-        sl = slice(start, start + batch_size)
-        out = engine(data.x_noisy[sl].to(device=device, dtype=dtype), data.visibility[sl].to(device))
-        preds.append(out.predictions.cpu())
-        if out.top is not None:
-            tops.append(out.top.cpu())
-    return torch.cat(preds), (torch.cat(tops) if tops else None)
-
-
-def score_engine(engine: TemporalRLadder, data: EvalSet, device) -> dict:
-    pred, top = run_engine(engine, data, device)
-    scores = prediction_ratios(pred, data)
-    if top is not None:
-        scores.update(top_ratios(top, data))
-    return scores
-
-
-def vb_filter_predictions(model: TemporalGaussianHierarchy, data: EvalSet, sweeps: int,
-                          chunk: int = 1000) -> torch.Tensor:
-    """The online VB filter's next-frame predictions ``E_q[x_t+1]`` after each frame."""
-    return torch.cat([model.vb_filter(data.x_noisy[s:s + chunk], data.visibility[s:s + chunk],
-                                      sweeps_per_step=sweeps).predictions[:, 1:]
-                      for s in range(0, data.size, chunk)])
-
-
-def prior_predictions(model: TemporalGaussianHierarchy, data: EvalSet) -> torch.Tensor:
-    """The prior mean of ``x_t+1`` (no data): the Kalman filter with every entry occluded."""
-    blind = model.kalman_filter(data.x_noisy[:1], torch.zeros_like(data.visibility[:1]))
-    return blind.obs_means[:, 1:].expand_as(data.optimal)
+def eval_set(model: TemporalGaussianHierarchy, task: TemporalTask) -> harness.PredictionEvalSet:
+    """The task's evaluation sequences with the Kalman filter's answers."""
+    return harness.prediction_eval_set(model, task.eval_sequences, task.frames, task.occlusion,
+                                       task.eval_seed)
 
 
 def flat_metrics(scores: dict) -> dict:
@@ -227,8 +135,8 @@ def build(config: TemporalConfig, device: torch.device, seed: int) -> Parts:
 
     def evaluate(net) -> dict:
         if "data" not in cache:
-            cache["data"] = make_eval_set(model, task)
-        return flat_metrics(score_engine(net, cache["data"], device))
+            cache["data"] = eval_set(model, task)
+        return flat_metrics(harness.score_predictions(net, cache["data"], device))
 
     return Parts(model=engine, train_batches=SampledStream(sample_batch, config.train.batch_size, seed),
                  loss=lambda net, batch: task_losses(net, batch, task), evaluate=evaluate)
@@ -251,11 +159,3 @@ PRESETS = {
     "cpu": lambda: _preset(steps=1500, batch_size=128, eval_sequences=4000),
     "paper": lambda: _preset(steps=20000, batch_size=256, eval_sequences=20000, hidden=(128, 64), lr=2e-3),
 }
-
-SPEC = register_experiment(ExperimentSpec(
-    name="temporal",
-    config_type=TemporalConfig,
-    presets=PRESETS,
-    build=build,
-    description="temporal RLadder and ablations on the embedded temporal Gaussian hierarchy (SPEC §2.2)",
-))

@@ -10,7 +10,7 @@ import torch
 
 from pgm_ladder.training import runner
 from pgm_ladder.training.config import apply_overrides
-from pgm_ladder.training.registry import ExperimentSpec
+from pgm_ladder.training.spec import ExperimentSpec
 from pgm_ladder.training.run_dir import RunDir
 
 

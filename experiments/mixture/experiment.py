@@ -26,10 +26,10 @@ from explicit_models.tagger_mixture import TaggerMixture
 from learned_inference import LadderConfig, RLadderConfig
 from learned_inference.tag import Tag, TagConfig
 from learned_inference.tag_costs import tag_cost
-from pgm_ladder import metrics
+from pgm_ladder.harness import grouping as harness
 from pgm_ladder.training.batches import SampledStream
 from pgm_ladder.training.config import ExperimentConfig, OptimConfig, TrainConfig
-from pgm_ladder.training.registry import ExperimentSpec, Parts, register_experiment
+from pgm_ladder.training.spec import Parts
 
 #: the embedded default model: ``TaggerMixture.textures`` arguments (ours, every one pinned)
 EMBEDDED_MODELS = {"default": dict(height=12, width=12, groups=3, num_freqs=1, amplitude=3.0,
@@ -97,58 +97,9 @@ def tag_config(config: MixtureConfig, model: TaggerMixture) -> TagConfig:
                      projection_norm=config.tag.projection_norm, init_mean=0.0)
 
 
-@dataclass
-class EvalSet:
-    """Fresh samples of the model and the generator seed of the masks' initialisation."""
-
-    x: torch.Tensor
-    x_noisy: torch.Tensor
-    z: torch.Tensor
-    init_seed: int
-
-    @property
-    def size(self) -> int:
-        return self.x.shape[0]
-
-
-def make_eval_set(model: TaggerMixture, task: MixtureTask, size: int | None = None) -> EvalSet:
-    s = model.sample(size or task.eval_samples, generator=torch.Generator().manual_seed(task.eval_seed))
-    return EvalSet(s.x, s.x_noisy, s.z, task.eval_seed + 1)
-
-
-@torch.no_grad()
-def run_engine(net: Tag, data: EvalSet, iterations: int, device, batch: int = 500):
-    """Per-iteration masks ``[(n, K, N)] * T`` and denoised images ``Σ_k m_k z_k``
-    ``[(n, N)] * T`` on ``data`` (eval mode, float64, on the CPU) and the per-iteration
-    TAG cost in nats per pixel."""
-    net.eval()
-    gen = torch.Generator(device=device).manual_seed(data.init_seed)
-    dtype = next(net.parameters()).dtype
-    masks, denoised = [[] for _ in range(iterations)], [[] for _ in range(iterations)]
-    costs = torch.zeros(iterations, dtype=torch.float64)
-    for start in range(0, data.size, batch):
-        xn = data.x_noisy[start:start + batch].to(device, dtype)
-        xc = data.x[start:start + batch].to(device, dtype)
-        out = net(xn, iterations=iterations, generator=gen)
-        costs += tag_cost(out, xc).per_iteration.double().cpu() * xn.shape[0]
-        for t, it in enumerate(out.iterations):
-            masks[t].append(it.mask.double().cpu())
-            denoised[t].append(it.denoised.double().cpu())
-    return ([torch.cat(m) for m in masks], [torch.cat(d) for d in denoised],
-            (costs / (data.size * data.x.shape[1])).tolist())
-
-
-def mse_per_pixel(estimate: torch.Tensor, clean: torch.Tensor) -> float:
-    return float((estimate - clean).pow(2).mean())
-
-
-def engine_scores(net: Tag, data: EvalSet, iterations: int, device) -> tuple[dict, torch.Tensor]:
-    """``{"ami", "ari", "cost", "mse"}`` per iteration (cost: nats per pixel; mse per pixel)
-    and the last iteration's masks."""
-    masks, denoised, costs = run_engine(net, data, iterations, device)
-    scores = [metrics.grouping_scores(data.z, m) for m in masks]
-    return ({"ami": [s["ami"] for s in scores], "ari": [s["ari"] for s in scores], "cost": costs,
-             "mse": [mse_per_pixel(d, data.x) for d in denoised]}, masks[-1])
+def eval_set(model: TaggerMixture, task: MixtureTask) -> harness.GroupingEvalSet:
+    """The task's evaluation images (``eval_samples`` drawn with ``eval_seed``)."""
+    return harness.grouping_eval_set(model, task.eval_samples, task.eval_seed)
 
 
 def task_losses(net, batch, task: MixtureTask) -> dict:
@@ -171,8 +122,8 @@ def build(config: MixtureConfig, device: torch.device, seed: int) -> Parts:
 
     def evaluate(engine) -> dict:
         if "data" not in cache:
-            cache["data"] = make_eval_set(model, config.task)
-        scores, _ = engine_scores(engine, cache["data"], config.task.iterations, device)
+            cache["data"] = eval_set(model, config.task)
+        scores, _ = harness.score_groupings(engine, cache["data"], config.task.iterations, device)
         return {f"{name}/iter{t}": v for name, values in scores.items() for t, v in enumerate(values, 1)}
 
     return Parts(model=net, train_batches=SampledStream(sample_batch, config.train.batch_size, seed),
@@ -202,11 +153,3 @@ PRESETS = {
     "paper": lambda: _preset(steps=50000, batch_size=128, eval_samples=2000, projection=256, hidden=(256, 128),
                              gold=(500, 500, 500)),
 }
-
-SPEC = register_experiment(ExperimentSpec(
-    name="mixture",
-    config_type=MixtureConfig,
-    presets=PRESETS,
-    build=build,
-    description="Tagger / RTagger on the embedded Tagger mixture (SPEC §2.3, §3.3)",
-))

@@ -27,7 +27,7 @@ from learned_inference import LadderConfig, RLadderConfig, build_engine
 from pgm_ladder import harness
 from pgm_ladder.training.batches import SampledStream
 from pgm_ladder.training.config import ExperimentConfig, OptimConfig, TrainConfig
-from pgm_ladder.training.registry import ExperimentSpec, Parts, register_experiment
+from pgm_ladder.training.spec import Parts
 
 #: the embedded default models: ``StaticGaussianHierarchy.random`` arguments (ours)
 #: (every argument pinned, so a change of ``random``'s defaults cannot change them)
@@ -130,7 +130,7 @@ def build(config: StaticConfig, device: torch.device, seed: int) -> Parts:
 
     def evaluate(net) -> dict:
         if "data" not in eval_cache:
-            eval_cache["data"] = harness.make_eval_set(model, config.task.eval_samples,
+            eval_cache["data"] = harness.posterior_eval_set(model, config.task.eval_samples,
                                                        config.task.eval_seed)
         curves = harness.score_engine(net, eval_cache["data"], config.task.iterations, device)
         return final_metrics(curves)
@@ -162,11 +162,3 @@ PRESETS = {
     "cpu": lambda: _preset(steps=4000, batch_size=256, eval_samples=10000),
     "paper": lambda: _preset(steps=50000, batch_size=512, eval_samples=50000, hidden=(256, 128)),
 }
-
-SPEC = register_experiment(ExperimentSpec(
-    name="static",
-    config_type=StaticConfig,
-    presets=PRESETS,
-    build=build,
-    description="Ladder / RLadder on the embedded static Gaussian hierarchy (SPEC §2.1)",
-))

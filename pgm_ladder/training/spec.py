@@ -1,15 +1,17 @@
-"""The experiment registry: what an experiment gives the trainer, and how it is found.
+"""What an experiment gives the trainer: an :class:`ExperimentSpec` (config type, presets,
+``build`` -> :class:`Parts`, optionally a ``check`` command).
 
-An experiment module builds an :class:`ExperimentSpec` and calls
-:func:`register_experiment` at import time. :func:`get_experiment` imports the modules of
-:data:`EXPERIMENT_MODULES` lazily, the first time their name is asked for.
+The trainer names no experiment. An experiment's package defines its ``SPEC`` and the
+top-level catalogue (``experiments.registry``, read by the CLI) lists it; a run directory
+records ``spec.home`` — the module that defines the spec — so that ``resume``/``eval`` find
+the experiment again from the run directory alone (:func:`load_spec`).
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
+import argparse
 import importlib
-import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,15 +25,6 @@ from pgm_ladder.training.config import OptimConfig, TrainConfig
 from pgm_ladder.training.errors import ConfigError
 
 REQUIRED_PRESETS = ("smoke", "cpu", "paper")
-
-#: Import table only: experiment name -> the module whose import registers it.
-EXPERIMENT_MODULES: dict[str, str] = {
-    "toy": "pgm_ladder.training.toy",
-    "static": "pgm_ladder.checks.static_experiment",
-    "temporal": "pgm_ladder.checks.temporal_experiment",
-    "mixture": "pgm_ladder.checks.mixture_experiment",
-    "occluded_mnist": "experiments.occluded_mnist.experiment",
-}
 
 
 @dataclass
@@ -72,15 +65,20 @@ class ExperimentSpec:
     fields; ``presets`` maps ``smoke``/``cpu``/``paper`` (SPEC §7, more allowed) to a
     config instance or a zero-argument factory; ``build(config, device, seed)`` returns
     the :class:`Parts`; ``paper_numbers`` maps metric names of ``evaluate`` to the
-    paper's values.
+    paper's values. ``home`` is the importable module that defines this spec as a
+    module-level attribute (pass ``__name__``): run directories record it. ``check``, if
+    given, adds the ``pgm-ladder check NAME`` sub-command: ``check(subparsers, spec)``
+    adds a parser to ``subparsers`` and sets its ``func``.
     """
 
     name: str
     config_type: type
     presets: Mapping[str, Union[Any, Callable[[], Any]]]
     build: Callable[[Any, torch.device, int], Parts]
+    home: str
     description: str = ""
     paper_numbers: Mapping[str, Union[float, PaperNumber]] = field(default_factory=dict)
+    check: Optional[Callable[[argparse._SubParsersAction, "ExperimentSpec"], None]] = None
 
     def __post_init__(self) -> None:
         if not dataclasses.is_dataclass(self.config_type):
@@ -110,32 +108,30 @@ class ExperimentSpec:
         return config
 
 
-_REGISTRY: dict[str, ExperimentSpec] = {}
+#: specs used in this process, by name: a spec made on the fly (a test, a notebook) can be
+#: resumed in the process that trained it even though no module defines it
+_SEEN: dict[str, ExperimentSpec] = {}
 
 
-def register_experiment(spec: ExperimentSpec) -> ExperimentSpec:
-    """Make ``spec`` available by name (re-registering the same name replaces it)."""
-    _REGISTRY[spec.name] = spec
-    return spec
+def remember(spec: ExperimentSpec) -> None:
+    """Note ``spec`` as used in this process (the trainer calls this for every run)."""
+    _SEEN[spec.name] = spec
 
 
-def get_experiment(name: str) -> ExperimentSpec:
-    if name not in _REGISTRY and name in EXPERIMENT_MODULES:
-        importlib.import_module(EXPERIMENT_MODULES[name])
-    if name not in _REGISTRY:
-        known = sorted(set(_REGISTRY) | set(EXPERIMENT_MODULES))
-        raise ConfigError(f"unknown experiment {name!r} (known: {', '.join(known)})")
-    return _REGISTRY[name]
-
-
-def list_experiments() -> list[ExperimentSpec]:
-    """Every experiment, importing the known modules (one that fails to import is
-    reported on stderr and left out)."""
-    for name, module in EXPERIMENT_MODULES.items():
-        if name not in _REGISTRY:
-            try:
-                importlib.import_module(module)
-            except Exception as err:  # a broken experiment must not hide the others
-                print(f"warning: experiment {name!r} ({module}) failed to import: {err}",
-                      file=sys.stderr)
-    return [_REGISTRY[n] for n in sorted(_REGISTRY)]
+def load_spec(name: str, home: Optional[str]) -> ExperimentSpec:
+    """The spec named ``name`` that module ``home`` defines (a run directory's record),
+    or the one used under that name in this process."""
+    if home:
+        try:
+            module = importlib.import_module(home)
+        except ImportError as err:
+            raise ConfigError(f"experiment {name!r}: its module {home!r} does not import "
+                              f"({err})") from err
+        for value in vars(module).values():
+            if isinstance(value, ExperimentSpec) and value.name == name:
+                return value
+    if name in _SEEN:
+        return _SEEN[name]
+    raise ConfigError(f"experiment {name!r}: no spec of that name in module {home!r}"
+                      if home else f"experiment {name!r}: the run directory names no module "
+                      "defining it (written before runs recorded 'home')")

@@ -30,32 +30,37 @@ import time
 import torch
 
 from explicit_models.tagger_predictive import sampled_predictive_cost, vb_predictive_cost
-from pgm_ladder import metrics, report
-from pgm_ladder.checks import common, mixture_experiment as exp
+from pgm_ladder import formatting, metrics
+from pgm_ladder import checks as common
+from pgm_ladder.harness import grouping as harness
+from pgm_ladder.atomic_io import write_json_atomic
 from pgm_ladder.training.config import config_to_dict
 from pgm_ladder.training.provenance import provenance
+
+from . import experiment as exp
 
 LABELS = {"tagger": "Tagger", "rtagger": "RTagger", "vb": "VB (same iters)"}
 
 
-def register(subparsers) -> None:
+def register(subparsers, spec) -> None:
+    """Add ``check mixture`` for experiment ``spec`` to ``subparsers``."""
     p = common.add_check_parser(subparsers, "mixture", ("Tagger and RTagger vs VB and the "
                                 "NUTS gold standard on the embedded perceptual-grouping mixture"),
                                 __doc__, exp.PRESETS, 8, threads=True)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, spec=spec)
 
 
-def vb_state_scores(model, data: exp.EvalSet, pi, m, v) -> dict:
+def vb_state_scores(model, data: harness.GroupingEvalSet, pi, m, v) -> dict:
     """AMI/ARI, predictive cost, plug-in MSE and the slides' grouping cost of one VB state."""
     s = metrics.grouping_scores(data.z, pi)
     n = data.x.shape[1]
     cost = vb_predictive_cost(data.x, data.x_noisy, pi, m, v, model.group_vars, model.noise_std ** 2)
     return {"ami": s["ami"], "ari": s["ari"], "cost": float(cost.mean()) / n,
-            "mse": exp.mse_per_pixel(model.clean_mean(data.x_noisy, pi, m), data.x),
+            "mse": harness.mse_per_pixel(model.clean_mean(data.x_noisy, pi, m), data.x),
             "grouping_cost": float(model.grouping_cost(data.x, pi, m, v).mean()) / n}
 
 
-def vb_scores(model, data: exp.EvalSet, iterations: int, max_iters: int) -> tuple[dict, dict, dict]:
+def vb_scores(model, data: harness.GroupingEvalSet, iterations: int, max_iters: int) -> tuple[dict, dict, dict]:
     """VB after 1..``iterations`` and at convergence from TAG-like random masks:
     ``(per-iteration scores, converged scores, what the figure shows)``."""
     gen = torch.Generator().manual_seed(data.init_seed)
@@ -70,7 +75,7 @@ def vb_scores(model, data: exp.EvalSet, iterations: int, max_iters: int) -> tupl
     return per_iter, converged, {"vb": res.pi[-1], "vb_converged": conv.pi}
 
 
-def gold_scores(model, data: exp.EvalSet, task: exp.MixtureTask, seed: int) -> tuple[dict, torch.Tensor]:
+def gold_scores(model, data: harness.GroupingEvalSet, task: exp.MixtureTask, seed: int) -> tuple[dict, torch.Tensor]:
     """The NUTS gold standard on the first ``task.gold_images`` images."""
     n = min(task.gold_images, data.size)
     x, xn = data.x[:n], data.x_noisy[:n]
@@ -79,13 +84,13 @@ def gold_scores(model, data: exp.EvalSet, task: exp.MixtureTask, seed: int) -> t
     cost = sampled_predictive_cost(x, xn, model.assignment_probs_given_h(xn, gold.samples),
                                    model.group_means(gold.samples), model.group_vars, model.noise_std ** 2)
     out = {"ami": s["ami"], "ari": s["ari"], "cost": float(cost.mean()) / x.shape[1],
-           "mse": exp.mse_per_pixel(gold.denoised, x), "images": n, "warmup": task.gold_warmup,
+           "mse": harness.mse_per_pixel(gold.denoised, x), "images": n, "warmup": task.gold_warmup,
            "samples": task.gold_samples, "wall_time_s": gold.wall_s}
     out.update({k: v for k, v in gold.diagnostics.items() if isinstance(v, (int, float, str))})
     return out, gold.assign_probs
 
 
-def subset_ami(data: exp.EvalSet, probs: torch.Tensor, n: int) -> float:
+def subset_ami(data: harness.GroupingEvalSet, probs: torch.Tensor, n: int) -> float:
     return metrics.grouping_scores(data.z[:n], probs[:n])["ami"]
 
 
@@ -98,7 +103,7 @@ def table(scores: dict, iterations: int) -> str:
         rows.append([label] + [v for key in keys for v in [scores[name][key]] + pad])
     head = ["iteration"] + [f"{key} {LABELS[m]}" for key in ("AMI", "cost", "MSE") for m in methods]
     return ("Grouping AMI against the true assignments (higher is better); denoising cost −log p(x | x̃) "
-            "(nats/pixel) and MSE per pixel of the clean x (lower is better)\n" + report.text_table(head, rows))
+            "(nats/pixel) and MSE per pixel of the clean x (lower is better)\n" + formatting.text_table(head, rows))
 
 
 def acceptance(scores: dict) -> dict:
@@ -113,16 +118,16 @@ def acceptance(scores: dict) -> dict:
 def run(args) -> int:
     start = time.time()
     args.out.mkdir(parents=True, exist_ok=True)
-    trained = {e: common.train_or_reuse(exp.SPEC, args, e, common.engine_overrides(args, e)) for e in exp.ENGINES}
+    trained = {e: common.train_or_reuse(args.spec, args, e, common.engine_overrides(args, e)) for e in exp.ENGINES}
     config = trained["rtagger"][0]
     task = config.task
     model = exp.embedded_model(task.model)
     device = next(trained["rtagger"][1].model.parameters()).device
-    data = exp.make_eval_set(model, task)
+    data = exp.eval_set(model, task)
     print(f"explicit model: {model}; {data.size} fresh images")
     scores, shown = {}, {}
     for name, (_, res) in trained.items():
-        scores[name], shown[name] = exp.engine_scores(res.model, data, task.iterations, device)
+        scores[name], shown[name] = harness.score_groupings(res.model, data, task.iterations, device)
     scores["vb"], scores["vb_converged"], vb_shown = vb_scores(model, data, task.iterations, task.vb_max_iters)
     shown.update(vb_shown)
     scores["gold"], shown["gold"] = gold_scores(model, data, task, args.seed)
@@ -145,8 +150,8 @@ def run(args) -> int:
     }
     payload["wall_time_s"] = time.time() - start
     payload.update(provenance(device))
-    report.write_json_atomic(args.out / "results.json", payload)
-    from pgm_ladder.checks.mixture_figures import plot_groupings
+    write_json_atomic(args.out / "results.json", payload)
+    from .figures import plot_groupings
 
     plot_groupings(data, shown, args.out / "groupings.png",
                    title=f"check mixture — preset {args.preset}, seed {args.seed}")

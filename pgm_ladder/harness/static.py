@@ -1,5 +1,5 @@
-"""The comparison harness: score engines, VB and the Wiener filter against the exact
-posterior of a static explicit model, iteration by iteration (SPEC §4).
+"""The comparison harness for the static hierarchy: score engines, VB and the Wiener filter
+against the exact posterior of a static explicit model, iteration by iteration (SPEC §4).
 
 Everything here is evaluation only (no training): it takes a trained engine implementing
 ``learned_inference.base.InferenceEngine`` and an explicit model offering
@@ -14,10 +14,11 @@ import torch
 import torch.nn.functional as F
 
 from pgm_ladder import metrics
+from pgm_ladder.harness.batches import map_batches
 
 
 @dataclass
-class EvalSet:
+class PosteriorEvalSet:
     """Fresh samples of the explicit model with their exact posterior (float64).
 
     ``levels[l]`` are the true latents; ``posterior_means[l]`` the exact ``E[s_l | x̃]``;
@@ -36,13 +37,13 @@ class EvalSet:
         return int(self.x_noisy.shape[0])
 
 
-def make_eval_set(model, num_samples: int, seed: int) -> EvalSet:
+def posterior_eval_set(model, num_samples: int, seed: int) -> PosteriorEvalSet:
     """Draw ``num_samples`` fresh samples with a seeded generator and solve their posteriors."""
     generator = torch.Generator().manual_seed(seed)
     sample = model.sample(num_samples, generator=generator)
     post = model.exact_posterior(sample.x_noisy, return_covs=False)
     probs = post.class_probs
-    return EvalSet(
+    return PosteriorEvalSet(
         x_clean=sample.x,
         x_noisy=sample.x_noisy,
         posterior_means=list(post.means),
@@ -71,32 +72,28 @@ class Curves:
         return out
 
 
-def _score_denoiser(curves: Curves, estimate: torch.Tensor, data: EvalSet) -> None:
+def _score_denoiser(curves: Curves, estimate: torch.Tensor, data: PosteriorEvalSet) -> None:
     curves.mse_ratio.append(metrics.mse_ratio(estimate, data.posterior_means[0], data.bayes_mse))
     curves.empirical_mse_ratio.append(metrics.empirical_mse(estimate, data.x_clean) / data.bayes_mse)
 
 
-def _score_classifier(curves: Curves, log_q: Optional[torch.Tensor], data: EvalSet) -> None:
+def _score_classifier(curves: Curves, log_q: Optional[torch.Tensor], data: PosteriorEvalSet) -> None:
     if data.class_probs is None or log_q is None:
         return
     curves.kl.append(metrics.categorical_kl(data.class_probs, log_q))
     curves.error_gap.append(metrics.error_gap(data.class_probs, log_q))
 
 
-@torch.no_grad()
-def run_engine(engine, x_noisy: torch.Tensor, iterations: int, device: torch.device,
-               batch_size: int = 2048):
-    """Run ``engine`` in eval mode over ``x_noisy`` in chunks; returns per-iteration
-    ``(denoised, log_q or None, levels)`` concatenated over chunks, on the CPU."""
-    engine.eval()
-    dtype = next(engine.parameters()).dtype
-    chunks = []
-    for start in range(0, x_noisy.shape[0], batch_size):
-        xb = x_noisy[start:start + batch_size].to(device=device, dtype=dtype)
-        chunks.append(engine(xb, iterations=iterations).iterations)
-    n_iter = len(chunks[0])
+def engine_iterations(engine, x_noisy: torch.Tensor, iterations: int, device: torch.device,
+                      batch_size: int = 2048):
+    """Run ``engine`` in eval mode over ``x_noisy`` in batches; returns per-iteration
+    ``(denoised, log_q or None, levels)`` concatenated over batches, on the CPU."""
+    def run(sl: slice, dtype: torch.dtype):
+        return engine(x_noisy[sl].to(device=device, dtype=dtype), iterations=iterations).iterations
+
+    chunks = map_batches(engine, x_noisy.shape[0], batch_size, run)
     per_iter = []
-    for t in range(n_iter):
+    for t in range(len(chunks[0])):
         outs = [c[t] for c in chunks]
         denoised = torch.cat([o.denoised for o in outs]).cpu()
         log_q = None
@@ -107,11 +104,11 @@ def run_engine(engine, x_noisy: torch.Tensor, iterations: int, device: torch.dev
     return per_iter
 
 
-def score_engine(engine, data: EvalSet, iterations: int, device: torch.device | str = "cpu",
+def score_engine(engine, data: PosteriorEvalSet, iterations: int, device: torch.device | str = "cpu",
                  probes: bool = True) -> Curves:
     """Score a learned engine after each of its iterations (a one-pass engine gives one)."""
     curves = Curves()
-    for denoised, log_q, levels in run_engine(engine, data.x_noisy, iterations, torch.device(device)):
+    for denoised, log_q, levels in engine_iterations(engine, data.x_noisy, iterations, torch.device(device)):
         _score_denoiser(curves, denoised, data)
         _score_classifier(curves, log_q, data)
         if probes:
@@ -140,7 +137,7 @@ def linear_gaussian_init(model, x_noisy: torch.Tensor) -> dict:
     return {"means": out}
 
 
-def score_vb(model, data: EvalSet, sweeps: int, covariance: str = "full",
+def score_vb(model, data: PosteriorEvalSet, sweeps: int, covariance: str = "full",
              init: str = "prior") -> Curves:
     """Score variational Bayes after each of ``1..sweeps`` coordinate sweeps (SPEC §2.1).
 
@@ -160,7 +157,7 @@ def score_vb(model, data: EvalSet, sweeps: int, covariance: str = "full",
     return curves
 
 
-def score_wiener(model, data: EvalSet) -> Curves:
+def score_wiener(model, data: PosteriorEvalSet) -> Curves:
     """Score the best linear (Wiener) denoiser, ``x̂ = A x̃ + a`` (SPEC §4)."""
     A, a = model.wiener_denoiser()
     curves = Curves()

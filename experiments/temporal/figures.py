@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def plot_predictions(data, rladder_pred, path: Path, sequences=(0, 1, 2), units=(0, 1), title: str = "") -> None:
-    """``data``: the experiment's ``EvalSet``; ``rladder_pred`` ``(n, T, n_0)`` (index
+    """``data``: a :class:`~pgm_ladder.harness.PredictionEvalSet`; ``rladder_pred`` ``(n, T, n_0)`` (index
     ``t-1`` predicts frame ``t+1``). One row per sequence, one column per observed unit."""
     sequences = [s for s in sequences if s < data.size]
     units = [u for u in units if u < data.x_noisy.shape[-1]]

@@ -10,30 +10,34 @@ from __future__ import annotations
 
 import time
 
-from pgm_ladder import harness, report
-from pgm_ladder.checks import common, static_experiment as exp
+from pgm_ladder import formatting, harness
+from pgm_ladder import checks as common
+from pgm_ladder.atomic_io import write_json_atomic
 from pgm_ladder.training.config import config_to_dict
 from pgm_ladder.training.provenance import provenance
+
+from . import experiment as exp
 
 ENGINES = ("ladder", "rladder")
 
 
-def register(subparsers) -> None:
+def register(subparsers, spec) -> None:
+    """Add ``check static`` for experiment ``spec`` to ``subparsers``."""
     p = common.add_check_parser(subparsers, "static", ("Ladder and RLadder vs the exact "
                                 "posterior of the embedded static Gaussian hierarchy"),
                                 __doc__, exp.PRESETS, 5, threads=False)
     p.add_argument("--model", choices=sorted(exp.EMBEDDED_MODELS), default="mixture",
                    help="embedded explicit model (default: mixture)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, spec=spec)
 
 
 def train_or_reuse(args, engine: str):
-    return common.train_or_reuse(exp.SPEC, args, engine,
+    return common.train_or_reuse(args.spec, args, engine,
                                  common.engine_overrides(args, engine, f"task.model={args.model}"))
 
 
-def score_all(model, engines: dict, config, device) -> tuple[harness.EvalSet, dict]:
-    data = harness.make_eval_set(model, config.task.eval_samples, config.task.eval_seed)
+def score_all(model, engines: dict, config, device) -> tuple[harness.PosteriorEvalSet, dict]:
+    data = harness.posterior_eval_set(model, config.task.eval_samples, config.task.eval_seed)
     scores = {name: harness.score_engine(net, data, config.task.iterations, device)
               for name, net in engines.items()}
     sweeps = config.task.iterations
@@ -43,28 +47,28 @@ def score_all(model, engines: dict, config, device) -> tuple[harness.EvalSet, di
     return data, scores
 
 
-def tables(data: harness.EvalSet, scores: dict, iterations: int) -> str:
-    at = report.at
+def tables(data: harness.PosteriorEvalSet, scores: dict, iterations: int) -> str:
+    at = formatting.at
     methods = ("ladder", "rladder", "vb", "vb_prior")
     rows = [[t + 1] + [at(scores[k].mse_ratio, t) for k in methods]
             + [scores["wiener"].mse_ratio[0]] for t in range(iterations)]
     out = [f"Denoising: MSE / Bayes MSE (Bayes MSE = {data.bayes_mse:.4f} per sample, "
            f"{data.size} fresh samples; 1 is optimal)",
-           report.text_table(["iteration", "Ladder", "RLadder", "VB", "VB (prior init)", "Wiener"],
+           formatting.text_table(["iteration", "Ladder", "RLadder", "VB", "VB (prior init)", "Wiener"],
                              rows)]
     if data.class_probs is not None:
         rows = [[t + 1] + [at(scores[k].kl, t) for k in methods]
                 + [at(scores[k].error_gap, t) for k in methods] for t in range(iterations)]
         out += ["", f"Classification: KL(p(c|x̃) ‖ q(c|x̃)) in nats, and error − Bayes error "
                 f"(Bayes error = {data.bayes_error:.4f})",
-                report.text_table(["iteration", "KL Ladder", "KL RLadder", "KL VB",
+                formatting.text_table(["iteration", "KL Ladder", "KL RLadder", "KL VB",
                                    "KL VB prior", "gap Ladder", "gap RLadder", "gap VB",
                                    "gap VB prior"], rows)]
     levels = len(data.posterior_means)
     rows = [[name] + [at(scores[name].probe_r2[-1], l) for l in range(levels)]
             for name in ENGINES]
     out += ["", "Linear probes (last iteration): R² from engine level l to E[s_l | x̃]",
-            report.text_table(["engine"] + [f"level {l}" for l in range(levels)], rows)]
+            formatting.text_table(["engine"] + [f"level {l}" for l in range(levels)], rows)]
     return "\n".join(out)
 
 
@@ -101,8 +105,8 @@ def run(args) -> int:
     print()
     print(tables(data, scores, config.task.iterations))
     payload = results_payload(args, config, data, scores, train_results, time.time() - start, device)
-    report.write_json_atomic(args.out / "results.json", payload)
-    from pgm_ladder.checks.static_figures import plot_curves
+    write_json_atomic(args.out / "results.json", payload)
+    from .figures import plot_curves
 
     plot_curves(payload, args.out / "curves.png")
     print(f"\nwrote {args.out / 'results.json'} and {args.out / 'curves.png'} "

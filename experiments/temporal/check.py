@@ -19,43 +19,48 @@ import time
 
 import torch
 
-from pgm_ladder import report
-from pgm_ladder.checks import common, temporal_experiment as exp
+from pgm_ladder import formatting
+from pgm_ladder.harness import temporal as harness
+from pgm_ladder import checks as common
+from pgm_ladder.atomic_io import write_json_atomic
 from pgm_ladder.training.config import config_to_dict
 from pgm_ladder.training.provenance import provenance
+
+from . import experiment as exp
 
 ENGINES = tuple(exp.ENGINES)
 LABELS = {"rladder": "RLadder", "no_decoder": "no decoder", "no_decoder_to_encoder": "no dec→enc",
           "vb_filter": "VB filter", "vb_filter_1sweep": "VB 1 sweep", "prior": "prior mean"}
 
 
-def register(subparsers) -> None:
+def register(subparsers, spec) -> None:
+    """Add ``check temporal`` for experiment ``spec`` to ``subparsers``."""
     p = common.add_check_parser(subparsers, "temporal", ("temporal RLadder and ablations vs the Kalman "
                                 "filter of the embedded temporal Gaussian hierarchy"),
                                 __doc__, exp.PRESETS, 5, threads=True)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, spec=spec)
 
 
 def train_or_reuse(args, engine: str):
-    return common.train_or_reuse(exp.SPEC, args, engine,
+    return common.train_or_reuse(args.spec, args, engine,
                                  common.engine_overrides(args, engine))
 
 
 def score_all(model, engines: dict, config, device):
     """Scores (per-frame and mean ratios) and the predictions the figure shows."""
-    data = exp.make_eval_set(model, config.task)
+    data = exp.eval_set(model, config.task)
     scores, shown = {}, {}
     for name, net in engines.items():
-        pred, top = exp.run_engine(net, data, device)
-        scores[name] = exp.prediction_ratios(pred, data)
+        pred, top = harness.engine_predictions(net, data, device)
+        scores[name] = harness.prediction_ratios(pred, data)
         if top is not None:
-            scores[name].update(exp.top_ratios(top, data))
+            scores[name].update(harness.top_ratios(top, data))
         shown[name] = pred
-    scores["vb_filter"] = exp.prediction_ratios(exp.vb_filter_predictions(model, data, config.task.vb_sweeps), data)
+    scores["vb_filter"] = harness.prediction_ratios(harness.vb_filter_predictions(model, data, config.task.vb_sweeps), data)
     scores["vb_filter"]["sweeps_per_frame"] = config.task.vb_sweeps
-    scores["vb_filter_1sweep"] = exp.prediction_ratios(exp.vb_filter_predictions(model, data, 1), data)
+    scores["vb_filter_1sweep"] = harness.prediction_ratios(harness.vb_filter_predictions(model, data, 1), data)
     scores["vb_filter_1sweep"]["sweeps_per_frame"] = 1
-    scores["prior"] = exp.prediction_ratios(exp.prior_predictions(model, data), data)
+    scores["prior"] = harness.prediction_ratios(harness.prior_predictions(model, data), data)
     return data, scores, shown
 
 
@@ -68,7 +73,7 @@ def table(data, scores: dict) -> str:
     rows.append(["± s.e.", ""] + [scores[m]["mean_mse_ratio_sem"] for m in methods])
     head = (f"Next-frame prediction: MSE / Kalman-optimal MSE after frame t ({data.size} fresh sequences; "
             f"1 is optimal; 'optimal' = E tr Cov(x_t+1 | x̃_1:t))")
-    out = head + "\n" + report.text_table(["frame t", "optimal"] + [LABELS[m] for m in methods], rows)
+    out = head + "\n" + formatting.text_table(["frame t", "optimal"] + [LABELS[m] for m in methods], rows)
     tops = [f"{LABELS[m]} {scores[m]['mean_top_mse_ratio']:.4f}" for m in methods if "mean_top_mse_ratio" in scores[m]]
     if tops:
         out += "\nTop-level task (estimate s_L,t from e_L,t), MSE / Bayes MSE, mean over frames: " + ", ".join(tops)
@@ -105,8 +110,8 @@ def run(args) -> int:
     print()
     print(table(data, scores))
     payload = results_payload(args, model, config, data, scores, train_results, time.time() - start, device)
-    report.write_json_atomic(args.out / "results.json", payload)
-    from pgm_ladder.checks.temporal_figures import plot_predictions
+    write_json_atomic(args.out / "results.json", payload)
+    from .figures import plot_predictions
 
     plot_predictions(data, shown["rladder"], args.out / "prediction.png", title=(
         f"check temporal — preset {args.preset}, seed {args.seed}; RLadder mean ratio "
