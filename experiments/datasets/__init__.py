@@ -5,10 +5,13 @@ Verified loaders of real files (nothing is ever downloaded):
 
 Deterministic, cached generators (``generate_*`` without cache, ``load_*`` through the
 ``.npz`` cache), each with a settings dataclass and a map-style torch ``Dataset``:
-Occluded Moving MNIST, Moving MNIST with segmentation, Shapes, TextureMNIST1/2 and
-Brodatz-textured MNIST.
+Occluded Moving MNIST, Moving MNIST with segmentation, Shapes, TextureMNIST1/2 (Tagger's
+sinusoid textures, ``texture_mnist``) and Brodatz-textured MNIST (``brodatz_mnist``).
 """
 from experiments.datasets.brodatz import BRODATZ_IDS, load_brodatz, load_brodatz_stack
+from experiments.datasets.brodatz_mnist import (
+    BrodatzMNIST, BrodatzMNISTDataset, BrodatzMNISTSettings, generate_brodatz_mnist, load_brodatz_mnist,
+)
 from experiments.datasets.cache import CacheCorrupt, cache_path, load_or_generate
 from experiments.datasets.mnist import MnistDataset, MnistSplit, load_mnist, mnist_split
 from experiments.datasets.moving_mnist import (
@@ -31,9 +34,6 @@ from experiments.datasets.shapes import (
 from experiments.datasets.texture_mnist import (
     TextureMNIST, TextureMNISTDataset, TextureMNISTSettings, generate_texture_mnist, hard_groups,
     load_texture_mnist, texture_bank, texture_frequencies,
-)
-from experiments.datasets.textured_mnist import (
-    BrodatzMNIST, BrodatzMNISTDataset, BrodatzMNISTSettings, generate_brodatz_mnist, load_brodatz_mnist,
 )
 
 __all__ = [

@@ -1,15 +1,20 @@
-"""Small helpers shared by the generators: shape checks, array bundles, seeded streams.
+"""Small helpers shared by the generators: shape checks, array bundles, seeded streams, datasets.
 
 Generated sets (SPEC §5) are deterministic from ``(seed, split)``: each split draws from its own
 ``numpy.random.SeedSequence([seed, split code])``, spawned into independent child streams so
 that, e.g., the motion of a sequence does not depend on how many digits were drawn.
+
+Every generated set is served by one :class:`BundleDataset`; what a set's item holds is data,
+its class's ``ITEM`` table of :func:`entry` / :func:`int_entry` readers.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Sequence, Tuple, Type, TypeVar
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 import numpy as np
+import torch
+from torch.utils.data import Dataset
 
 SPLIT_CODES: Dict[str, int] = {"train": 0, "valid": 1, "test": 2, "train_full": 3}
 
@@ -73,8 +78,13 @@ class ArrayBundle:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
     @classmethod
+    def names(cls) -> List[str]:
+        """The array names, in field order."""
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
     def from_arrays(cls: Type[B], arrays: Dict[str, np.ndarray]) -> B:
-        names = [f.name for f in dataclasses.fields(cls)]
+        names = cls.names()
         missing = [n for n in names if n not in arrays]
         if missing:
             raise ValueError(f"{cls.__name__} arrays lack {missing}")
@@ -104,3 +114,43 @@ def json_ready(value):
     if isinstance(value, (np.floating,)):
         return float(value)
     return value
+
+
+Reader = Callable[[Any, int], torch.Tensor]  # (dataset, index) -> one entry of an item
+Source = Union[str, Callable[[Any, int], np.ndarray]]  # an array name, or (bundle, index) -> array
+
+
+def entry(source: Source, dtype=None, scale: Optional[float] = None, channel: Optional[int] = None) -> Reader:
+    """Reader of sample ``i`` of ``source`` (``bundle.<source>[i]``, or ``source(bundle, i)``) as a
+    fresh tensor: cast to ``dtype`` (else copied), divided by ``scale``, a length-1 axis inserted
+    at ``channel``."""
+    get = (lambda data, i: getattr(data, source)[i]) if isinstance(source, str) else source
+
+    def read(dataset, i: int) -> torch.Tensor:
+        x = get(dataset.data, i)
+        x = x.astype(dtype) if dtype is not None else x.copy()
+        tensor = torch.from_numpy(x / scale if scale is not None else x)
+        return tensor if channel is None else tensor.unsqueeze(channel)
+
+    return read
+
+
+def int_entry(name: str) -> Reader:
+    """Reader of ``bundle.<name>[i]`` as an int64 scalar tensor."""
+    return lambda dataset, i: torch.tensor(int(getattr(dataset.data, name)[i]), dtype=torch.int64)
+
+
+class BundleDataset(Dataset):
+    """Map-style dataset over an :class:`ArrayBundle` ``data``: item ``i`` is the dict
+    ``{key: read(self, i)}`` over the subclass's ``ITEM`` table."""
+
+    ITEM: ClassVar[Mapping[str, Reader]] = {}
+
+    def __init__(self, data: ArrayBundle) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> dict:
+        return {key: read(self, i) for key, read in self.ITEM.items()}

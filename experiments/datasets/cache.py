@@ -6,7 +6,8 @@ canonical JSON goes into the file name ``<name>-<split>-n<n>-s<seed>-<hash16>.np
 checked on load. Writes are atomic (temp file in the same directory + ``os.replace``). A file
 that cannot be read back (truncated, bad zip CRC, missing arrays, wrong key) is corrupt: it is
 regenerated with a warning (``on_corrupt="regenerate"``, the default) or reported with
-:class:`CacheCorrupt` (``on_corrupt="raise"``).
+:class:`CacheCorrupt` (``on_corrupt="raise"``). :func:`load_generated` is the body of every
+generated set's ``load_*``; :func:`generated_loader` makes the ``load_*`` of a set drawn from files.
 """
 from __future__ import annotations
 
@@ -16,16 +17,17 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Type, TypeVar
 
 import numpy as np
 
-from experiments.datasets._common import settings_dict
+from experiments.datasets._common import ArrayBundle, check_count, check_split, settings_dict
 from experiments.datasets.paths import PathLike, cache_dir
 
 META_KEY = "__cache_key__"
 DIGEST_KEY = "__sha256__"
 Arrays = Dict[str, np.ndarray]
+B = TypeVar("B", bound=ArrayBundle)
 
 
 class CacheCorrupt(ValueError):
@@ -125,3 +127,54 @@ def load_or_generate(
     arrays = generate()
     save_arrays(path, arrays, key, compress=compress)
     return arrays
+
+
+def load_generated(
+    name: str,
+    bundle: Type[B],
+    generate: Callable[[int], B],
+    settings,
+    split: str,
+    n: Optional[int],
+    seed: int,
+    split_size: Callable[[], int],
+    cache: Optional[PathLike] = None,
+    use_cache: bool = True,
+    on_corrupt: str = "regenerate",
+) -> B:
+    """``generate(n)`` (a ``bundle`` of ``n`` samples of ``split``) through the cache.
+
+    ``split`` is checked first; ``n`` ``None`` means ``split_size()``. A valid cache file holds
+    every array of ``bundle``; ``(name, settings, split, n, seed)`` is the key.
+    """
+    check_split(split)
+    n = check_count(n, split_size())
+    arrays = load_or_generate(
+        name, settings, split, n, seed, lambda: generate(n).to_arrays(),
+        cache=cache, use_cache=use_cache, on_corrupt=on_corrupt, names=bundle.names(),
+    )
+    return bundle.from_arrays(arrays)
+
+
+def generated_loader(
+    name: str, bundle: Type[B], settings_type: type, generate: Callable[..., B],
+    split_size: Callable[[str, Optional[PathLike]], int],
+) -> Callable[..., B]:
+    """The ``load_*`` of a generated set whose ``generate(split, n, seed, settings, data_dir)`` reads files.
+
+    ``load(split="train", n=None, seed=0, settings=None, data_dir=None, cache_dir=None, use_cache=True,
+    on_corrupt="regenerate")`` is :func:`load_generated` with ``settings`` ``None`` meaning
+    ``settings_type()`` and ``n`` ``None`` meaning ``split_size(split, data_dir)``.
+    """
+    def load(split: str = "train", n: Optional[int] = None, seed: int = 0, settings=None,
+             data_dir: Optional[PathLike] = None, cache_dir: Optional[PathLike] = None, use_cache: bool = True,
+             on_corrupt: str = "regenerate") -> B:
+        settings = settings or settings_type()
+        return load_generated(name, bundle, lambda k: generate(split, k, seed, settings, data_dir), settings, split,
+                              n, seed, lambda: split_size(split, data_dir), cache_dir, use_cache, on_corrupt)
+
+    load.__name__ = load.__qualname__ = generate.__name__.replace("generate_", "load_", 1)
+    load.__module__ = generate.__module__
+    load.__annotations__ = {**load.__annotations__, "settings": Optional[settings_type], "return": bundle}
+    load.__doc__ = f":func:`{generate.__name__}` through the ``.npz`` cache (see :func:`{__name__}.generated_loader`)."
+    return load

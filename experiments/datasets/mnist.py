@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from experiments.datasets._common import ArrayBundle, check_dtype, check_shape, check_split
+from experiments.datasets._common import ArrayBundle, check_count, check_dtype, check_shape, check_split
 from experiments.datasets.paths import DataFileCorrupt, PathLike, verified_path
 
 FILES: Dict[str, Tuple[str, str]] = {
@@ -97,6 +97,20 @@ def mnist_split(
         "train_full": slice(0, COUNTS["train"]),
     }[split]
     return MnistSplit(images[rows], labels[rows], np.arange(len(images), dtype=np.int64)[rows])
+
+
+def split_size(split: str, data_dir: Optional[PathLike] = None) -> int:
+    """How many digits the MNIST ``split`` has: the default ``n`` of a set drawn from it."""
+    return len(mnist_split(split, data_dir))
+
+
+def mnist_source(split: str, n: Optional[int], data_dir: Optional[PathLike] = None) -> Tuple[MnistSplit, int, int]:
+    """``(mnist, n, total)`` for a generator drawing from the MNIST ``split``: ``n`` checked (``None``:
+    one sample per digit) and ``total = max(n, len(mnist))``, the number of samples its random
+    quantities are drawn for, so that the first samples do not depend on ``n`` (SPEC §5)."""
+    mnist = mnist_split(split, data_dir)
+    n = check_count(n, len(mnist))
+    return mnist, n, max(n, len(mnist))
 
 
 class MnistDataset(Dataset):

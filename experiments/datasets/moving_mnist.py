@@ -21,14 +21,12 @@ import dataclasses
 from typing import Optional
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
-from experiments.datasets import cache as _cache
 from experiments.datasets._common import (
-    ArrayBundle, check_count, check_dtype, check_shape, check_split, permuted_indices, split_streams,
+    ArrayBundle, BundleDataset, check_dtype, check_shape, entry, permuted_indices, split_streams,
 )
-from experiments.datasets.mnist import IMAGE_SIZE, mnist_split
+from experiments.datasets.cache import generated_loader
+from experiments.datasets.mnist import IMAGE_SIZE, mnist_source, split_size
 from experiments.datasets.motion import bounce, paste
 from experiments.datasets.paths import PathLike
 
@@ -120,13 +118,10 @@ def generate_moving_mnist(
     Memory: the result holds ``2 N T H²`` bytes (10000 default sequences: about 1.6 GB).
     """
     settings = settings or MovingMNISTSettings()
-    check_split(split)
-    mnist = mnist_split(split, data_dir)
+    mnist, n, total = mnist_source(split, n, data_dir)
     size = len(mnist)
-    n = check_count(n, size)
     k, t, h = settings.n_digits, settings.n_frames, settings.canvas_size
     rng_digits, rng_start, rng_angle = split_streams(seed, split, 3)
-    total = max(n, size)
     digit_index = np.stack([permuted_indices(rng_digits, size, total)[:n] for _ in range(k)], axis=1)
     limit = float(h - IMAGE_SIZE)
     start = rng_start.uniform(0.0, limit, size=(total, k, 2))[:n]
@@ -153,42 +148,15 @@ def generate_moving_mnist(
     )
 
 
-def load_moving_mnist(
-    split: str = "train",
-    n: Optional[int] = None,
-    seed: int = 0,
-    settings: Optional[MovingMNISTSettings] = None,
-    data_dir: Optional[PathLike] = None,
-    cache_dir: Optional[PathLike] = None,
-    use_cache: bool = True,
-    on_corrupt: str = "regenerate",
-) -> MovingMNIST:
-    """:func:`generate_moving_mnist` through the ``.npz`` cache (see :mod:`.cache`)."""
-    settings = settings or MovingMNISTSettings()
-    check_split(split)
-    n = check_count(n, len(mnist_split(split, data_dir)))
-    arrays = _cache.load_or_generate(
-        NAME, settings, split, n, seed,
-        lambda: generate_moving_mnist(split, n, seed, settings, data_dir).to_arrays(),
-        cache=cache_dir, use_cache=use_cache, on_corrupt=on_corrupt,
-        names=[f.name for f in dataclasses.fields(MovingMNIST)],
-    )
-    return MovingMNIST.from_arrays(arrays)
+load_moving_mnist = generated_loader(NAME, MovingMNIST, MovingMNISTSettings, generate_moving_mnist, split_size)
 
 
-class MovingMNISTDataset(Dataset):
+class MovingMNISTDataset(BundleDataset):
     """Map-style wrapper; item ``i``: ``frames`` (T, 1, H, H) float32 in [0, 1],
     ``segmentation`` (T, H, H) int64, ``labels`` (K,) int64."""
 
-    def __init__(self, data: MovingMNIST) -> None:
-        self.data = data
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, i: int) -> dict:
-        return {
-            "frames": torch.from_numpy(self.data.frames[i].astype(np.float32) / 255.0)[:, None],
-            "segmentation": torch.from_numpy(self.data.segmentation[i].astype(np.int64)),
-            "labels": torch.from_numpy(self.data.labels[i].copy()),
-        }
+    ITEM = {
+        "frames": entry("frames", np.float32, scale=255.0, channel=1),
+        "segmentation": entry("segmentation", np.int64),
+        "labels": entry("labels"),
+    }

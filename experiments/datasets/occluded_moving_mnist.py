@@ -28,13 +28,12 @@ from typing import Optional, Tuple
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from experiments.datasets import cache as _cache
 from experiments.datasets._common import (
-    ArrayBundle, check_count, check_dtype, check_shape, check_split, split_streams,
+    ArrayBundle, BundleDataset, Reader, Source, check_dtype, check_shape, entry, int_entry, split_streams,
 )
-from experiments.datasets.mnist import mnist_split
+from experiments.datasets.cache import generated_loader
+from experiments.datasets.mnist import mnist_source, split_size
 from experiments.datasets.motion import bounce, crop, paste
 from experiments.datasets.paths import PathLike
 
@@ -168,12 +167,9 @@ def generate_occluded_moving_mnist(
 ) -> OccludedMovingMNIST:
     """Generate (no cache) ``n`` sequences (default: one per digit of the MNIST ``split``)."""
     settings = settings or OccludedMovingMNISTSettings()
-    check_split(split)
-    mnist = mnist_split(split, data_dir)
+    mnist, n, total = mnist_source(split, n, data_dir)
     size = len(mnist)
-    n = check_count(n, size)
     rng_start, rng_velocity = split_streams(seed, split, 2)
-    total = max(n, size)  # draw for the whole split: the first items do not depend on n
     limit = settings.canvas_size - settings.digit_size
     start = rng_start.integers(0, limit + 1, size=(total, 2))[:n]
     choice = rng_velocity.integers(0, len(settings.velocities), size=total)[:n]
@@ -189,52 +185,32 @@ def generate_occluded_moving_mnist(
     )
 
 
-def load_occluded_moving_mnist(
-    split: str = "train",
-    n: Optional[int] = None,
-    seed: int = 0,
-    settings: Optional[OccludedMovingMNISTSettings] = None,
-    data_dir: Optional[PathLike] = None,
-    cache_dir: Optional[PathLike] = None,
-    use_cache: bool = True,
-    on_corrupt: str = "regenerate",
-) -> OccludedMovingMNIST:
-    """:func:`generate_occluded_moving_mnist` through the ``.npz`` cache (see :mod:`.cache`)."""
-    settings = settings or OccludedMovingMNISTSettings()
-    check_split(split)
-    n = check_count(n, len(mnist_split(split, data_dir)))
-    arrays = _cache.load_or_generate(
-        NAME, settings, split, n, seed,
-        lambda: generate_occluded_moving_mnist(split, n, seed, settings, data_dir).to_arrays(),
-        cache=cache_dir, use_cache=use_cache, on_corrupt=on_corrupt,
-        names=[f.name for f in dataclasses.fields(OccludedMovingMNIST)],
-    )
-    return OccludedMovingMNIST.from_arrays(arrays)
+load_occluded_moving_mnist = generated_loader(
+    NAME, OccludedMovingMNIST, OccludedMovingMNISTSettings, generate_occluded_moving_mnist, split_size,
+)
 
 
-class OccludedMovingMNISTDataset(Dataset):
+def _image(source: Source) -> Reader:
+    """Ink (T, H, H) -> image (T, 1, H, H): ``1 - ink / 255`` on the white canvas, else ``ink / 255``."""
+    ink = entry(source, np.float32, scale=255.0, channel=1)
+    return lambda dataset, i: 1.0 - ink(dataset, i) if dataset.white_canvas else ink(dataset, i)
+
+
+class OccludedMovingMNISTDataset(BundleDataset):
     """Map-style wrapper; item ``i`` is a dict of tensors.
 
     ``frames``, ``reconstruction``, ``clean``: (T, 1, H, H) float32 in [0, 1] (images, see
     ``white_canvas``); ``visible``: (T, S, S) bool; ``label``: int64 scalar.
     """
 
+    ITEM = {
+        "frames": _image("frames"),
+        "reconstruction": _image("reconstruction"),
+        "clean": _image(lambda data, i: render_clean(data.subset([i]))[0]),
+        "visible": entry("visible"),
+        "label": int_entry("labels"),
+    }
+
     def __init__(self, data: OccludedMovingMNIST, white_canvas: bool = True) -> None:
-        self.data = data
+        super().__init__(data)
         self.white_canvas = white_canvas
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def _image(self, ink: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(ink.astype(np.float32) / 255.0)[:, None]
-        return 1.0 - x if self.white_canvas else x
-
-    def __getitem__(self, i: int) -> dict:
-        return {
-            "frames": self._image(self.data.frames[i]),
-            "reconstruction": self._image(self.data.reconstruction[i]),
-            "clean": self._image(render_clean(self.data.subset([i]))[0]),
-            "visible": torch.from_numpy(self.data.visible[i].copy()),
-            "label": torch.tensor(int(self.data.labels[i]), dtype=torch.int64),
-        }

@@ -16,13 +16,11 @@ import dataclasses
 from typing import Dict, Optional
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
-from experiments.datasets import cache as _cache
 from experiments.datasets._common import (
-    ArrayBundle, check_count, check_dtype, check_shape, check_split, split_streams,
+    ArrayBundle, BundleDataset, check_count, check_dtype, check_shape, check_split, entry, split_streams,
 )
+from experiments.datasets.cache import load_generated
 from experiments.datasets.paths import PathLike
 
 NAME = "shapes/v1"
@@ -141,41 +139,25 @@ def generate_shapes(
 
 
 def load_shapes(
-    split: str = "train",
-    n: Optional[int] = None,
-    seed: int = 0,
-    settings: Optional[ShapesSettings] = None,
-    cache_dir: Optional[PathLike] = None,
-    use_cache: bool = True,
-    on_corrupt: str = "regenerate",
+    split: str = "train", n: Optional[int] = None, seed: int = 0, settings: Optional[ShapesSettings] = None,
+    cache_dir: Optional[PathLike] = None, use_cache: bool = True, on_corrupt: str = "regenerate",
 ) -> Shapes:
-    """:func:`generate_shapes` through the ``.npz`` cache (see :mod:`.cache`)."""
+    """:func:`generate_shapes` through the ``.npz`` cache (see :func:`.cache.load_generated`)."""
     settings = settings or ShapesSettings()
-    check_split(split)
-    n = check_count(n, SPLIT_SIZES[split])
-    arrays = _cache.load_or_generate(
-        NAME, settings, split, n, seed, lambda: generate_shapes(split, n, seed, settings).to_arrays(),
-        cache=cache_dir, use_cache=use_cache, on_corrupt=on_corrupt,
-        names=[f.name for f in dataclasses.fields(Shapes)],
-    )
-    return Shapes.from_arrays(arrays)
+    return load_generated(NAME, Shapes, lambda k: generate_shapes(split, k, seed, settings), settings, split, n,
+                          seed, lambda: SPLIT_SIZES[split], cache_dir, use_cache, on_corrupt)
 
 
-class ShapesDataset(Dataset):
+class ShapesDataset(BundleDataset):
     """Map-style wrapper; item ``i``: ``image`` (1, H, W) float32 0/1, ``groups`` (H, W) int64,
     ``masks`` (K, H, W) float32 (:func:`soft_masks`)."""
 
-    def __init__(self, data: Shapes) -> None:
-        self.data = data
-        self.n_shapes = data.shape_ids.shape[-1]
+    ITEM = {
+        "image": entry("images", np.float32, channel=0),
+        "groups": entry("groups", np.int64),
+        "masks": entry(lambda data, i: soft_masks(data.groups[i][None], data.shape_ids.shape[-1])[0]),
+    }
 
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, i: int) -> dict:
-        groups = self.data.groups[i]
-        return {
-            "image": torch.from_numpy(self.data.images[i].astype(np.float32))[None],
-            "groups": torch.from_numpy(groups.astype(np.int64)),
-            "masks": torch.from_numpy(soft_masks(groups[None], self.n_shapes)[0]),
-        }
+    @property
+    def n_shapes(self) -> int:
+        return self.data.shape_ids.shape[-1]

@@ -23,15 +23,13 @@ import dataclasses
 from typing import Optional, Tuple
 
 import numpy as np
-import torch
 from numpy.lib.stride_tricks import sliding_window_view
-from torch.utils.data import Dataset
 
-from experiments.datasets import cache as _cache
 from experiments.datasets._common import (
-    ArrayBundle, check_count, check_dtype, check_shape, check_split, permuted_indices, split_streams,
+    ArrayBundle, BundleDataset, check_dtype, check_shape, entry, permuted_indices, split_streams,
 )
-from experiments.datasets.mnist import IMAGE_SIZE, mnist_split
+from experiments.datasets.cache import generated_loader
+from experiments.datasets.mnist import IMAGE_SIZE, mnist_source, split_size
 from experiments.datasets.motion import shift_images
 from experiments.datasets.paths import PathLike
 
@@ -136,11 +134,8 @@ def generate_texture_mnist(
 ) -> TextureMNIST:
     """Generate (no cache) ``n`` images (default: as many as the MNIST ``split`` has digits)."""
     settings = settings or TextureMNISTSettings()
-    check_split(split)
-    mnist = mnist_split(split, data_dir)
+    mnist, n, total = mnist_source(split, n, data_dir)
     size, k = len(mnist), settings.n_digits
-    n = check_count(n, size)
-    total = max(n, size)
     rng_digits, rng_order, rng_tex, rng_crop = split_streams(seed, split, 4)
     bank = texture_bank(settings)
     crop_max = bank.shape[-1] - IMAGE_SIZE
@@ -174,42 +169,11 @@ def hard_groups(masks: np.ndarray, threshold: float = 0.9) -> np.ndarray:
     return np.where(masks.max(axis=1) > threshold, best, np.int8(-1)).astype(np.int8)
 
 
-def load_texture_mnist(
-    split: str = "train",
-    n: Optional[int] = None,
-    seed: int = 0,
-    settings: Optional[TextureMNISTSettings] = None,
-    data_dir: Optional[PathLike] = None,
-    cache_dir: Optional[PathLike] = None,
-    use_cache: bool = True,
-    on_corrupt: str = "regenerate",
-) -> TextureMNIST:
-    """:func:`generate_texture_mnist` through the ``.npz`` cache (see :mod:`.cache`)."""
-    settings = settings or TextureMNISTSettings()
-    check_split(split)
-    n = check_count(n, len(mnist_split(split, data_dir)))
-    arrays = _cache.load_or_generate(
-        NAME, settings, split, n, seed,
-        lambda: generate_texture_mnist(split, n, seed, settings, data_dir).to_arrays(),
-        cache=cache_dir, use_cache=use_cache, on_corrupt=on_corrupt,
-        names=[f.name for f in dataclasses.fields(TextureMNIST)],
-    )
-    return TextureMNIST.from_arrays(arrays)
+load_texture_mnist = generated_loader(NAME, TextureMNIST, TextureMNISTSettings, generate_texture_mnist, split_size)
 
 
-class TextureMNISTDataset(Dataset):
+class TextureMNISTDataset(BundleDataset):
     """Map-style wrapper; item ``i``: ``image`` (1, 28, 28) float32, ``masks`` (K+1, 28, 28) float32,
     ``labels`` (K,) int64 (bottom to top)."""
 
-    def __init__(self, data: TextureMNIST) -> None:
-        self.data = data
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, i: int) -> dict:
-        return {
-            "image": torch.from_numpy(self.data.images[i].copy())[None],
-            "masks": torch.from_numpy(self.data.masks[i].copy()),
-            "labels": torch.from_numpy(self.data.labels[i].copy()),
-        }
+    ITEM = {"image": entry("images", channel=0), "masks": entry("masks"), "labels": entry("labels")}

@@ -23,16 +23,14 @@ import dataclasses
 from typing import Optional, Tuple
 
 import numpy as np
-import torch
 from scipy.ndimage import maximum_filter
-from torch.utils.data import Dataset
 
-from experiments.datasets import cache as _cache
 from experiments.datasets._common import (
-    ArrayBundle, check_count, check_dtype, check_shape, check_split, split_streams,
+    ArrayBundle, BundleDataset, check_dtype, check_shape, entry, int_entry, split_streams,
 )
 from experiments.datasets.brodatz import BRODATZ_IDS, BRODATZ_SIZE, load_brodatz_stack
-from experiments.datasets.mnist import IMAGE_SIZE, mnist_split
+from experiments.datasets.cache import generated_loader
+from experiments.datasets.mnist import IMAGE_SIZE, mnist_source, split_size
 from experiments.datasets.paths import PathLike
 from experiments.datasets.texture_mnist import compose
 
@@ -144,11 +142,8 @@ def generate_brodatz_mnist(
 ) -> BrodatzMNIST:
     """Generate (no cache) ``n`` images (default: one per digit of the MNIST ``split``)."""
     settings = settings or BrodatzMNISTSettings()
-    check_split(split)
-    mnist = mnist_split(split, data_dir)
+    mnist, n, total = mnist_source(split, n, data_dir)
     size = len(mnist)
-    n = check_count(n, size)
-    total = max(n, size)
     rng_tex, rng_angle, rng_scale, rng_centre = split_streams(seed, split, 4)
     bank = prepare_textures(load_brodatz_stack(settings.textures, data_dir), settings.downsample, settings.equalise)
     choice = np.argsort(rng_tex.random((total, len(settings.textures))), axis=1)[:n, :2]
@@ -176,42 +171,11 @@ def generate_brodatz_mnist(
     )
 
 
-def load_brodatz_mnist(
-    split: str = "train",
-    n: Optional[int] = None,
-    seed: int = 0,
-    settings: Optional[BrodatzMNISTSettings] = None,
-    data_dir: Optional[PathLike] = None,
-    cache_dir: Optional[PathLike] = None,
-    use_cache: bool = True,
-    on_corrupt: str = "regenerate",
-) -> BrodatzMNIST:
-    """:func:`generate_brodatz_mnist` through the ``.npz`` cache (see :mod:`.cache`)."""
-    settings = settings or BrodatzMNISTSettings()
-    check_split(split)
-    n = check_count(n, len(mnist_split(split, data_dir)))
-    arrays = _cache.load_or_generate(
-        NAME, settings, split, n, seed,
-        lambda: generate_brodatz_mnist(split, n, seed, settings, data_dir).to_arrays(),
-        cache=cache_dir, use_cache=use_cache, on_corrupt=on_corrupt,
-        names=[f.name for f in dataclasses.fields(BrodatzMNIST)],
-    )
-    return BrodatzMNIST.from_arrays(arrays)
+load_brodatz_mnist = generated_loader(NAME, BrodatzMNIST, BrodatzMNISTSettings, generate_brodatz_mnist, split_size)
 
 
-class BrodatzMNISTDataset(Dataset):
+class BrodatzMNISTDataset(BundleDataset):
     """Map-style wrapper; item ``i``: ``image`` (1, 28, 28) float32, ``masks`` (2, 28, 28) float32,
     ``label`` int64 scalar."""
 
-    def __init__(self, data: BrodatzMNIST) -> None:
-        self.data = data
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, i: int) -> dict:
-        return {
-            "image": torch.from_numpy(self.data.images[i].copy())[None],
-            "masks": torch.from_numpy(self.data.masks[i].copy()),
-            "label": torch.tensor(int(self.data.labels[i]), dtype=torch.int64),
-        }
+    ITEM = {"image": entry("images", channel=0), "masks": entry("masks"), "label": int_entry("labels")}

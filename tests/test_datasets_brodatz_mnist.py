@@ -10,7 +10,7 @@ import torch
 from experiments.datasets import paths
 from experiments.datasets.brodatz import load_brodatz_stack
 from experiments.datasets.mnist import mnist_split
-from experiments.datasets.textured_mnist import (
+from experiments.datasets.brodatz_mnist import (
     DEFAULT_TEXTURES, BrodatzMNISTDataset, BrodatzMNISTSettings, generate_brodatz_mnist, load_brodatz_mnist,
     prepare_textures, sample_patches, thicken_digits,
 )
