@@ -16,7 +16,8 @@ from typing import Sequence
 
 import torch
 
-_LOG_2PI = math.log(2.0 * math.pi)
+#: ``log 2π``, the constant of every Gaussian log density here and in the model modules
+LOG_2PI = math.log(2.0 * math.pi)
 
 
 def level_offsets(widths: Sequence[int]) -> list[int]:
@@ -102,13 +103,13 @@ def mvn_log_density_tril(x: torch.Tensor, mean: torch.Tensor, scale_tril: torch.
     z = torch.linalg.solve_triangular(scale_tril, cols, upper=False)
     maha = z.pow(2).sum(-2).movedim(-1, 0)  # (B, *K)
     half_logdet = scale_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)
-    return -0.5 * (x.shape[-1] * _LOG_2PI + maha) - half_logdet
+    return -0.5 * (x.shape[-1] * LOG_2PI + maha) - half_logdet
 
 
 def diag_normal_log_density(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """``Σ_j log N(x_j; mean_j, std_j²)`` over the last dimension."""
     z = (x - mean) / std
-    return -0.5 * (z.pow(2) + _LOG_2PI).sum(-1) - std.log().expand_as(z).sum(-1)
+    return -0.5 * (z.pow(2) + LOG_2PI).sum(-1) - std.log().expand_as(z).sum(-1)
 
 
 def mixture_moments(probs: torch.Tensor, means: torch.Tensor, covs: torch.Tensor):
@@ -148,7 +149,7 @@ def wiener_filter(mean: torch.Tensor, cov: torch.Tensor, noise_var: torch.Tensor
 
 def gaussian_entropy_from_logdet(n: int, logdet_cov: torch.Tensor) -> torch.Tensor:
     """Differential entropy ``½ log det(2πe V) = ½ n (1 + log 2π) + ½ log det V``."""
-    return 0.5 * n * (1.0 + _LOG_2PI) + 0.5 * logdet_cov
+    return 0.5 * n * (1.0 + LOG_2PI) + 0.5 * logdet_cov
 
 
 def gated_update(top_down: torch.Tensor, bottom_up: torch.Tensor, prior_var: torch.Tensor,

@@ -26,10 +26,9 @@ from typing import Optional
 import torch
 
 from . import gaussian_ops as ops
-from .gaussian_ops import gated_update  # noqa: F401  (re-exported: the gated form lives here too)
+from .gaussian_ops import LOG_2PI, gated_update  # noqa: F401  (gated_update re-exported: the gated form lives here too)
 from .static_exact import prior_marginals
 
-_LOG_2PI = math.log(2.0 * math.pi)
 COVARIANCES = ("full", "diagonal")
 
 
@@ -112,7 +111,7 @@ def constants(model, covariance: str) -> _Constants:
            for p, c in zip(P, chol)]
     logdet = [None if v is None else _logdet(v, covariance) for v in cov]
     k = _Constants(prec, Q, Q[L - 1], chol, cov, logdet, top_prec, top_prec * top_mean,
-                   -0.5 * (_LOG_2PI - top_prec.log()).sum(-1))
+                   -0.5 * (LOG_2PI - top_prec.log()).sum(-1))
     model._cache[key] = k
     return k
 
@@ -165,7 +164,7 @@ def elbo_terms(model, x, means, covs, class_probs=None, covariance: str = "full"
             resid = means[l] - means[l + 1] @ model.weights[l].T - model.biases[l]
             quad = ((resid.pow(2) + _diag(covs[l], covariance)) * k.prec[l]).sum(-1)
             quad = quad + _trace_prod(k.Q[l], covs[l + 1], covariance)
-            out[key] = -0.5 * (_LOG_2PI - k.prec[l].log()).sum() - 0.5 * quad
+            out[key] = -0.5 * (LOG_2PI - k.prec[l].log()).sum() - 0.5 * quad
         else:
             l = key[1]
             ld = _logdet(covs[l], covariance) if logdets is None or logdets[l] is None else logdets[l]

@@ -296,7 +296,7 @@ class TaggerMixture(TaggerInference):
     def _log_joint(self, x, h):
         """:meth:`log_joint` without input checks (the NUTS potential calls it thousands of times)."""
         terms = self._log_lik(x, h @ self.basis.T + self.offsets)
-        prior = (-0.5 * (tvb._LOG_2PI + h ** 2)).sum((-1, -2))
+        prior = (-0.5 * (tvb.LOG_2PI + h ** 2)).sum((-1, -2))
         return torch.logsumexp(self.log_mix_probs.unsqueeze(-1) + terms, dim=-2).sum(-1) + prior
 
     def clean_mean_given_h(self, x_noisy, h) -> torch.Tensor:

@@ -15,13 +15,12 @@ pixels ``N``, basis size ``d``. Everything in log space (``logsumexp`` / ``log_s
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
 
-_LOG_2PI = math.log(2.0 * math.pi)
+from .gaussian_ops import LOG_2PI
 
 
 @dataclass
@@ -50,7 +49,7 @@ class TaggerVBResult:
 
 def gaussian_log_density(x, mean, var):
     """``log N(x; mean, var)`` elementwise (broadcasting)."""
-    return -0.5 * (_LOG_2PI + torch.log(var) + (x - mean) ** 2 / var)
+    return -0.5 * (LOG_2PI + torch.log(var) + (x - mean) ** 2 / var)
 
 
 def predicted_moments(eta, S, basis, offsets):
@@ -64,7 +63,7 @@ def expected_log_likelihood_terms(x_noisy, m, v, lam):
     """``E_q(h)[log N(x̃_i; μ_ik, λ_k)] = −½ log 2πλ_k − ((x̃_i − m_ik)² + v_ik) / (2λ_k)``,
     ``(B, K, N)``; ``lam`` ``(K,)``."""
     lam = lam.unsqueeze(-1)
-    return -0.5 * (_LOG_2PI + torch.log(lam)) - ((x_noisy.unsqueeze(-2) - m) ** 2 + v) / (2.0 * lam)
+    return -0.5 * (LOG_2PI + torch.log(lam)) - ((x_noisy.unsqueeze(-2) - m) ** 2 + v) / (2.0 * lam)
 
 
 def assignment_update(x_noisy, m, v, lam, log_rho):
@@ -109,8 +108,8 @@ def appearance_elbo_terms(eta, S, logdet_S):
     ``p(h_k) = N(0, I_d)`` and ``q(h_k) = N(η_k, S_k)`` (shared by the Gaussian and binary ELBOs)."""
     d = eta.shape[-1]
     trace_S = torch.diagonal(S, dim1=-2, dim2=-1).sum(-1)
-    e_log_ph = (-0.5 * (d * _LOG_2PI + (eta ** 2).sum(-1) + trace_S)).sum(-1)
-    ent_h = (0.5 * d * (1.0 + _LOG_2PI) + 0.5 * logdet_S).sum(-1)
+    e_log_ph = (-0.5 * (d * LOG_2PI + (eta ** 2).sum(-1) + trace_S)).sum(-1)
+    ent_h = (0.5 * d * (1.0 + LOG_2PI) + 0.5 * logdet_S).sum(-1)
     return e_log_ph, ent_h
 
 

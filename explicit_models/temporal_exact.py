@@ -21,15 +21,14 @@ The covariance update uses the Joseph form (symmetric and positive by constructi
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
 
 from . import gaussian_ops as ops
+from .gaussian_ops import LOG_2PI
 
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 @dataclass
@@ -148,7 +147,7 @@ def masked_update(mean, cov, x, o, noise_var):
     cov = IKH @ cov @ IKH.transpose(-1, -2) + (K * (o * noise_var).unsqueeze(-2)) @ Kt
     z = torch.linalg.solve_triangular(chol, v.unsqueeze(-1), upper=False).squeeze(-1)
     half_logdet = chol.diagonal(dim1=-2, dim2=-1).log().sum(-1)
-    return mean, _sym(cov), -0.5 * (o.sum(-1) * _LOG_2PI + z.pow(2).sum(-1)) - half_logdet
+    return mean, _sym(cov), -0.5 * (o.sum(-1) * LOG_2PI + z.pow(2).sum(-1)) - half_logdet
 
 
 def predict(ss: StateSpace, mean, cov):

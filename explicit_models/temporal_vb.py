@@ -27,16 +27,15 @@ quadratic in each ``m_l,t``, so the update is its exact coordinate optimum in bo
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
 
 from . import gaussian_ops as ops
+from .gaussian_ops import LOG_2PI
 from .temporal_exact import state_space
 
-_LOG_2PI = math.log(2.0 * math.pi)
 COVARIANCES = ("full", "diagonal")
 
 
@@ -168,19 +167,19 @@ def elbo(model, x, o, means: list, covs: list, covariance: str = "full", logdets
     k, L, B = _constants(model), model.depth, x.shape[0]
     noise_var = model.noise_std.pow(2)
     dV0 = _diag(covs[0], covariance)[:, 1:]
-    out = -0.5 * (o * (_LOG_2PI + noise_var.log() + ((x - means[0][:, 1:]).pow(2) + dV0) / noise_var)).sum((-1, -2))
+    out = -0.5 * (o * (LOG_2PI + noise_var.log() + ((x - means[0][:, 1:]).pow(2) + dV0) / noise_var)).sum((-1, -2))
     for l, n in enumerate(model.widths):
         m, V = means[l], covs[l]
         dV = _diag(V, covariance)
         d0 = (m[:, 0] - model.init_means[l]).pow(2) + dV[:, 0]
-        out = out - 0.5 * (_LOG_2PI - k["Dinit"][l].log() + d0 * k["Dinit"][l]).sum(-1)
+        out = out - 0.5 * (LOG_2PI - k["Dinit"][l].log() + d0 * k["Dinit"][l]).sum(-1)
         resid = m[:, 1:] - m[:, :-1] @ model.transitions[l].T
         quad = _trace(k["AtDA"][l], V[:, :-1], covariance)
         if l < L:
             resid = resid - means[l + 1][:, 1:] @ model.weights[l].T
             quad = quad + _trace(k["WtDW"][l], covs[l + 1][:, 1:], covariance)
         quad = quad + ((resid.pow(2) + dV[:, 1:]) * k["Dinv"][l]).sum(-1)
-        out = out - 0.5 * (quad + (_LOG_2PI - k["Dinv"][l].log()).sum()).sum(-1)
+        out = out - 0.5 * (quad + (LOG_2PI - k["Dinv"][l].log()).sum()).sum(-1)
         logdet = _logdet(V, covariance) if logdets is None else logdets[l]
         out = out + ops.gaussian_entropy_from_logdet(n, logdet).sum(-1)
     return out.expand(B)

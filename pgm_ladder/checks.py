@@ -48,6 +48,7 @@ def engine_overrides(args, engine: str, *fixed: str) -> list[str]:
 def train_or_reuse(spec: ExperimentSpec, args, engine: str, overrides: list[str]):
     """Train ``engine`` into ``args.out / engine`` from preset ``args.preset`` with
     ``overrides``; an existing run there is resumed (or reused when finished)."""
+    overrides = spec.overrides(overrides)
     config = apply_overrides(spec.preset(args.preset), overrides)
     run_dir = args.out / engine
     if RunDir(run_dir).config.exists():

@@ -50,7 +50,7 @@ def test_results_json_has_the_documented_fields(smoke_run):
         assert all(v >= 0.0 for v in res[name]["error_gap"])
     assert res["wiener"]["mse_ratio"] > 1.0
     assert len(res["rladder"]["probe_r2"][-1]) == 3
-    assert res["settings"]["model"] == "mixture" and res["settings"]["preset"] == "smoke"
+    assert res["settings"]["explicit_model"] == "classes" and res["settings"]["preset"] == "smoke"
     assert res["hardware"]["cpu_count"] >= 1 and "git_revision" in res
     assert res["wall_time_s"] > 0
     assert (smoke_run / "curves.png").stat().st_size > 1000
@@ -90,7 +90,7 @@ def test_bad_override_names_the_key(tmp_path):
 def test_cli_entry_point_help():
     out = subprocess.run([sys.executable, "-m", "pgm_ladder.cli", "check", "static", "--help"],
                          capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 0 and "--model" in out.stdout and "--steps" in out.stdout
+    assert out.returncode == 0 and "--explicit-model" in out.stdout and "--steps" in out.stdout
 
 
 def test_ci_runs_exactly_the_readme_test_command():
@@ -109,7 +109,7 @@ def test_embedded_mixture_model_is_the_one_the_issue_asks_for():
     from experiments.static.experiment import embedded_model
     from pgm_ladder import harness
 
-    model = embedded_model("mixture")
+    model = embedded_model("classes")
     assert model.widths == [64, 32, 16] and model.num_classes == 10
     data = harness.posterior_eval_set(model, 4000, seed=5)
     assert 0.05 < data.bayes_error < 0.15

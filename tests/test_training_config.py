@@ -152,3 +152,19 @@ def test_cli_config_errors_exit_2_naming_the_culprit(argv, culprit, capsys, tmp_
     err = capsys.readouterr().err
     assert culprit in err and "error" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_renamed_config_keys_and_values_still_work_with_a_warning(capsys):
+    from experiments.static import SPEC as STATIC
+
+    assert STATIC.overrides(["task.model=mixture", "task.model=linear", "optim.lr=0.5"]) == [
+        "task.explicit_model=classes", "task.explicit_model=linear", "optim.lr=0.5"]
+    err = capsys.readouterr().err
+    assert "'task.model=mixture' is deprecated, use 'task.explicit_model=classes'" in err
+    assert "'task.model=linear' is deprecated, use 'task.explicit_model=linear'" in err
+    config = apply_overrides(STATIC.preset("smoke"), STATIC.overrides(["task.model=linear"]))
+    assert config.task.explicit_model == "linear"
+    old_run = {"task": {"model": "mixture", "engine": "ladder"}, "optim": {"lr": 0.1}}
+    assert STATIC.upgrade(old_run) == {"task": {"engine": "ladder", "explicit_model": "classes"},
+                                       "optim": {"lr": 0.1}}
+    assert old_run["task"]["model"] == "mixture"  # the caller's dict is left alone

@@ -5,7 +5,7 @@
 from pgm_ladder.training.spec import ExperimentSpec
 
 from .check import register as register_check
-from .experiment import PRESETS, StaticConfig, build
+from .experiment import PRESETS, RENAMED, StaticConfig, build
 
 SPEC = ExperimentSpec(
     name="static",
@@ -14,5 +14,6 @@ SPEC = ExperimentSpec(
     build=build,
     home=__name__,
     check=register_check,
+    renamed=RENAMED,
     description="Ladder / RLadder on the embedded static Gaussian hierarchy (SPEC §2.1)",
 )

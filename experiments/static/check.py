@@ -8,6 +8,8 @@ Re-running with the same ``--out`` reuses finished engine runs and resumes inter
 """
 from __future__ import annotations
 
+import argparse
+import sys
 import time
 
 from pgm_ladder import formatting, harness
@@ -26,14 +28,17 @@ def register(subparsers, spec) -> None:
     p = common.add_check_parser(subparsers, "static", ("Ladder and RLadder vs the exact "
                                 "posterior of the embedded static Gaussian hierarchy"),
                                 __doc__, exp.PRESETS, 5, threads=False)
-    p.add_argument("--model", choices=sorted(exp.EMBEDDED_MODELS), default="mixture",
-                   help="embedded explicit model (default: mixture)")
+    p.add_argument("--explicit-model", choices=sorted(exp.EMBEDDED_MODELS), default="classes",
+                   help="embedded explicit model: classes (a class-mixture top) or linear "
+                        "(default: classes)")
+    p.add_argument("--model", choices=["mixture", *sorted(exp.EMBEDDED_MODELS)], dest="deprecated_model",
+                   help=argparse.SUPPRESS)  # deprecated spelling of --explicit-model (mixture = classes)
     p.set_defaults(func=run, spec=spec)
 
 
 def train_or_reuse(args, engine: str):
     return common.train_or_reuse(args.spec, args, engine,
-                                 common.engine_overrides(args, engine, f"task.model={args.model}"))
+                                 common.engine_overrides(args, engine, f"task.explicit_model={args.explicit_model}"))
 
 
 def score_all(model, engines: dict, config, device) -> tuple[harness.PosteriorEvalSet, dict]:
@@ -78,7 +83,7 @@ def results_payload(args, config, data, scores, train_results, wall, device) -> 
     payload["bayes"] = {"mse": data.bayes_mse, "error": data.bayes_error,
                         "eval_samples": data.size}
     payload["settings"] = {
-        "model": args.model, "model_args": exp.EMBEDDED_MODELS[args.model], "preset": args.preset,
+        "explicit_model": args.explicit_model, "model_args": exp.EMBEDDED_MODELS[args.explicit_model], "preset": args.preset,
         "seed": args.seed, "iterations": config.task.iterations,
         "vb": "vb: mean-field VB (full covariance within levels) started from the exact "
               "posterior of the moment-matched linear-Gaussian model; vb_prior: started from "
@@ -95,7 +100,10 @@ def results_payload(args, config, data, scores, train_results, wall, device) -> 
 def run(args) -> int:
     start = time.time()
     args.out.mkdir(parents=True, exist_ok=True)
-    model = exp.embedded_model(args.model)
+    if args.deprecated_model:
+        args.explicit_model = "classes" if args.deprecated_model == "mixture" else args.deprecated_model
+        print(f"warning: --model is deprecated, use --explicit-model {args.explicit_model}", file=sys.stderr)
+    model = exp.embedded_model(args.explicit_model)
     print(f"explicit model: {model}")
     train_results = {engine: train_or_reuse(args, engine) for engine in ENGINES}
     config = train_results["rladder"][0]

@@ -1,9 +1,9 @@
 """The ``static`` experiment: a Ladder or RLadder trained on fresh samples of the embedded
 static Gaussian hierarchy (SPEC §2.1, §3.1–3.2), with the shared trainer.
 
-The two embedded models (``task.model``):
+The two embedded models (``task.explicit_model``):
 
-* ``mixture`` — widths 64-32-16, a 10-class mixture top, corruption strong enough that
+* ``classes`` — widths 64-32-16, a 10-class mixture top, corruption strong enough that
   classes overlap (Bayes error ≈ 10 %), so the optimal denoiser
   ``E[s_0|x̃] = Σ_c p(c|x̃) E[s_0|x̃,c]`` is clearly non-linear;
 * ``linear`` — the same widths with a Gaussian top: the posterior mean is affine in x̃
@@ -26,24 +26,23 @@ from explicit_models.static_hierarchy import StaticGaussianHierarchy
 from learned_inference import LadderConfig, RLadderConfig, build_engine
 from pgm_ladder import harness
 from pgm_ladder.training.batches import SampledStream
-from pgm_ladder.training.config import ExperimentConfig, OptimConfig, TrainConfig
+from pgm_ladder.embedded import EmbeddedModels
+from pgm_ladder.training.config import ExperimentConfig, OptimConfig, cosine_schedule
 from pgm_ladder.training.spec import Parts
 
 #: the embedded default models: ``StaticGaussianHierarchy.random`` arguments (ours)
 #: (every argument pinned, so a change of ``random``'s defaults cannot change them)
 _SHARED = dict(widths=[64, 32, 16], seed=2017, noise_std=1.5, weight_scale=1.0, bias_scale=0.1,
                std_range=(0.1, 0.3), top_std=1.0, random_class_probs=False, diagonal_links=False)
-EMBEDDED_MODELS = {
-    "mixture": dict(_SHARED, num_classes=10, class_separation=0.85, class_std=0.5),
+EMBEDDED_MODELS = EmbeddedModels(StaticGaussianHierarchy.random, {
+    "classes": dict(_SHARED, num_classes=10, class_separation=0.85, class_std=0.5),
     "linear": dict(_SHARED, num_classes=None),
-}
-
-
-def embedded_model(name: str) -> StaticGaussianHierarchy:
-    """The embedded explicit model ``name`` (``"mixture"`` or ``"linear"``), float64."""
-    if name not in EMBEDDED_MODELS:
-        raise ValueError(f"task.model: expected one of {sorted(EMBEDDED_MODELS)}, got {name!r}")
-    return StaticGaussianHierarchy.random(**EMBEDDED_MODELS[name])
+})
+#: the embedded explicit model by name (``"classes"`` or ``"linear"``), float64
+embedded_model = EMBEDDED_MODELS.build
+#: deprecated config keys and values (the class-mixture model was called "mixture", like
+#: the Tagger mixture of ``check mixture``)
+RENAMED = {"task.model=mixture": "task.explicit_model=classes", "task.model": "task.explicit_model"}
 
 
 @dataclass
@@ -57,7 +56,7 @@ class StaticTask:
     ``input_dim`` and ``num_classes`` of the engine configs are set from the model.
     """
 
-    model: Literal["mixture", "linear"] = "mixture"
+    explicit_model: Literal["classes", "linear"] = "classes"
     engine: Literal["ladder", "rladder"] = "rladder"
     iterations: int = 4
     denoise_weight: float = 1.0
@@ -117,7 +116,7 @@ def final_metrics(curves: harness.Curves) -> dict:
 
 
 def build(config: StaticConfig, device: torch.device, seed: int) -> Parts:
-    model = embedded_model(config.task.model)
+    model = embedded_model(config.task.explicit_model)
     engine = build_engine(engine_config(config, model)).to(device)
     has_classes = model.has_mixture_top
 
@@ -146,9 +145,7 @@ def build(config: StaticConfig, device: torch.device, seed: int) -> Parts:
 def _preset(steps: int, batch_size: int, eval_samples: int, hidden=(128, 64), lr=1e-3,
             iterations: int = 4) -> StaticConfig:
     return StaticConfig(
-        train=TrainConfig(steps=steps, batch_size=batch_size, schedule="cosine",
-                          warmup_steps=min(100, steps // 10), checkpoint_every=max(1, steps // 4),
-                          log_every=max(1, steps // 50)),
+        train=cosine_schedule(steps, batch_size),
         optim=OptimConfig(lr=lr),
         task=StaticTask(iterations=iterations, eval_samples=eval_samples),
         ladder=LadderConfig(input_dim=64, hidden_dims=hidden, num_classes=10),

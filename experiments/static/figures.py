@@ -40,7 +40,7 @@ def plot_curves(results: dict, path: Path) -> None:
         ax.xaxis.get_major_locator().set_params(integer=True)
     axes[0][0].legend(fontsize=8)
     settings = results["settings"]
-    fig.suptitle(f"check static — model {settings['model']}, preset {settings['preset']}, "
+    fig.suptitle(f"check static — explicit model {settings['explicit_model']}, preset {settings['preset']}, "
                  f"seed {settings['seed']}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -126,7 +126,7 @@ def _main_process() -> bool:
 
 def cmd_train(args: argparse.Namespace) -> int:
     spec = find_experiment(args.experiments, args.experiment)
-    overrides = _flag_overrides(args)
+    overrides = spec.overrides(_flag_overrides(args))
     config = apply_overrides(spec.preset(args.preset), overrides)
     result = runner.train(spec, config, args.out, preset=args.preset, seed=args.seed,
                           overrides=overrides, quiet=args.quiet)
@@ -166,7 +166,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """Train each seed in ``OUT/seed-S`` one after the other (a finished seed is kept, an
     interrupted one resumed), then write ``OUT/table.md`` and ``OUT/table.csv``."""
     spec = find_experiment(args.experiments, args.experiment)
-    overrides = _flag_overrides(args)
+    overrides = spec.overrides(_flag_overrides(args))
     config = apply_overrides(spec.preset(args.preset), overrides)
     if args.out is None and ddp.from_environment().enabled:
         raise ConfigError("sweep under torchrun needs --out (every process must name the "

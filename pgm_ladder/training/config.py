@@ -103,6 +103,15 @@ class ExperimentConfig:
 
 # --------------------------------------------------------------------------- dict <-> config
 
+def cosine_schedule(steps: int, batch_size: int, **fields: Any) -> TrainConfig:
+    """The training section of the checks' presets: a cosine schedule with
+    ``min(100, steps/10)`` warm-up steps, four checkpoints and 50 log lines per run
+    (``fields`` sets any other :class:`TrainConfig` field)."""
+    return TrainConfig(steps=steps, batch_size=batch_size, schedule="cosine",
+                       warmup_steps=min(100, steps // 10), checkpoint_every=max(1, steps // 4),
+                       log_every=max(1, steps // 50), **fields)
+
+
 def config_to_dict(config: Any) -> dict:
     """The config as plain JSON-able data (tuples become lists)."""
     return json.loads(json.dumps(dataclasses.asdict(config)))

@@ -156,7 +156,8 @@ def _open_run(run_dir: Path, checkpoint: Optional[Path], overrides: Sequence[str
     run = RunDir(Path(run_dir))
     manifest = run.read_manifest()
     spec = load_spec(manifest["experiment"], manifest.get("home"))
-    config = apply_overrides(config_from_dict(spec.config_type, manifest["config"]), overrides)
+    config = apply_overrides(config_from_dict(spec.config_type, spec.upgrade(manifest["config"])),
+                             spec.overrides(overrides))
     path = Path(checkpoint) if checkpoint else CheckpointDir(run.checkpoints, 1).latest()
     if path is None:
         raise RunDirError(f"run directory {run.path} holds no checkpoint (looked in "

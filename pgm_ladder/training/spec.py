@@ -12,10 +12,11 @@ import copy
 import dataclasses
 import argparse
 import importlib
+import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -68,7 +69,9 @@ class ExperimentSpec:
     paper's values. ``home`` is the importable module that defines this spec as a
     module-level attribute (pass ``__name__``): run directories record it. ``check``, if
     given, adds the ``pgm-ladder check NAME`` sub-command: ``check(subparsers, spec)``
-    adds a parser to ``subparsers`` and sets its ``func``.
+    adds a parser to ``subparsers`` and sets its ``func``. ``renamed`` keeps deprecated
+    config keys working: it maps an old ``KEY`` to the new one, or an old ``KEY=VALUE`` to
+    the new ``KEY=VALUE``; :meth:`overrides` and :meth:`upgrade` apply it.
     """
 
     name: str
@@ -79,6 +82,7 @@ class ExperimentSpec:
     description: str = ""
     paper_numbers: Mapping[str, Union[float, PaperNumber]] = field(default_factory=dict)
     check: Optional[Callable[[argparse._SubParsersAction, "ExperimentSpec"], None]] = None
+    renamed: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not dataclasses.is_dataclass(self.config_type):
@@ -93,6 +97,42 @@ class ExperimentSpec:
         numbers = {k: v if isinstance(v, PaperNumber) else PaperNumber(float(v))
                    for k, v in self.paper_numbers.items()}
         object.__setattr__(self, "paper_numbers", numbers)
+
+    def overrides(self, items: Sequence[str]) -> list[str]:
+        """``KEY=VALUE`` overrides with deprecated keys (:attr:`renamed`) replaced by the
+        new ones; each replacement is named on stderr."""
+        out = []
+        for item in items:
+            key, sep, value = item.partition("=")
+            new = self.renamed.get(item) or (self.renamed[key] + sep + value
+                                             if key in self.renamed else item)
+            if new != item:
+                print(f"warning: {self.name}: {item!r} is deprecated, use {new!r}", file=sys.stderr)
+            out.append(new)
+        return out
+
+    def upgrade(self, data: dict) -> dict:
+        """A config dict written by an older version (a run directory's), with the keys
+        and values of :attr:`renamed` moved to their new names."""
+        data = copy.deepcopy(data)
+        for old, new in self.renamed.items():
+            old_key, _, old_value = old.partition("=")
+            new_key, _, new_value = new.partition("=")
+            *path, leaf = old_key.split(".")
+            section = data
+            for part in path:
+                section = section.get(part, {}) if isinstance(section, dict) else {}
+            if not isinstance(section, dict) or leaf not in section:
+                continue
+            if old_value and str(section[leaf]) != old_value:
+                continue
+            value = section.pop(leaf)
+            *new_path, new_leaf = new_key.split(".")
+            target = data
+            for part in new_path:
+                target = target.setdefault(part, {})
+            target[new_leaf] = new_value if old_value else value
+        return data
 
     def preset(self, name: str) -> Any:
         """A fresh config for preset ``name``."""
