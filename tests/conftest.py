@@ -1,4 +1,11 @@
-"""Shared pytest configuration: the Hypothesis profiles of the test-suite."""
+"""Shared pytest configuration: the Hypothesis profiles of the test-suite and the shared
+fixtures. Helper functions live in ``helpers.py`` beside this file.
+
+Test files are named ``test_<area>_<what>.py`` after what they test: ``test_static_*``,
+``test_temporal_*``, ``test_tagger_*`` (explicit models and their checks), ``test_harness_*``,
+``test_training_*``, ``test_datasets_*``, an engine's name (``test_tag``, ``test_conv_rladder``)
+or an experiment's (``test_occluded_mnist``).
+"""
 import os
 
 import pytest
@@ -44,3 +51,15 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(request, tmp_path_factory):
+    """``pgm-ladder check NAME --preset smoke`` run once per test module, ``NAME`` being the
+    module's ``CHECK``; returns the output directory."""
+    from pgm_ladder.cli import main
+
+    name = request.module.CHECK
+    out = tmp_path_factory.mktemp("check") / name
+    assert main(["check", name, "--preset", "smoke", "--out", str(out), "--quiet", "--device", "cpu"]) == 0
+    return out

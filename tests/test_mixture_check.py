@@ -13,11 +13,7 @@ from pgm_ladder.cli import main
 METHODS = ("tagger", "rtagger", "vb")
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("check") / "mixture"
-    assert main(["check", "mixture", "--preset", "smoke", "--out", str(out), "--quiet", "--device", "cpu"]) == 0
-    return out
+CHECK = "mixture"  # the ``smoke_run`` fixture (conftest.py) runs ``pgm-ladder check mixture --preset smoke``
 
 
 def test_results_json_has_the_documented_fields(smoke_run):

@@ -11,7 +11,7 @@ from pyro.infer import TraceEnum_ELBO
 
 from explicit_models import GoldStandard, TaggerMixture
 from explicit_models import tagger_gold as tg
-from tagger_helpers import F64, data_for, tagger_models, tiny_model
+from explicit_models.testing import F64, data_for, tagger_models, tiny_model
 
 
 # ---------------------------------------------------------------- exact enumeration

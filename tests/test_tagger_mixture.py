@@ -2,7 +2,7 @@
 grouping cost and validation (exact enumeration, the Pyro model and the NUTS gold
 standard: test_tagger_exact.py).
 
-Random float64 models (``tagger_models`` in tagger_helpers.py): K = 1..3 groups, N = 1..6 pixels,
+Random float64 models (``explicit_models.testing.tagger_models``): K = 1..3 groups, N = 1..6 pixels,
 d = 1..3, every variance (``σ_k²``, ``σ²``) log-uniform in [1e-6, 1e6], basis scale
 10^[−1, 1], data either sampled from the model or "wild" (``N(0, 10²)``, far off-model).
 Round-off tolerances are relative to the magnitude of the quantities compared: sums of
@@ -19,7 +19,7 @@ from hypothesis import given, settings, strategies as st
 from explicit_models import TaggerMixture, TaggerVBResult, TagInputs
 from explicit_models import tagger_binary as tb
 from explicit_models import tagger_vb as tvb
-from tagger_helpers import F64, data_for, random_masks, tagger_models, tiny_model
+from explicit_models.testing import F64, data_for, random_masks, tagger_models, tiny_model
 
 
 # ---------------------------------------------------------------- TAG inputs

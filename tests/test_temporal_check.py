@@ -13,11 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ENGINES = ("rladder", "no_decoder", "no_decoder_to_encoder")
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("check") / "temporal"
-    assert main(["check", "temporal", "--preset", "smoke", "--out", str(out), "--quiet", "--device", "cpu"]) == 0
-    return out
+CHECK = "temporal"  # the ``smoke_run`` fixture (conftest.py) runs ``pgm-ladder check temporal --preset smoke``
 
 
 def test_results_json_has_the_documented_fields(smoke_run):

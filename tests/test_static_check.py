@@ -12,12 +12,7 @@ from pgm_ladder.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("check") / "static"
-    assert main(["check", "static", "--preset", "smoke", "--out", str(out), "--quiet",
-                 "--device", "cpu"]) == 0
-    return out
+CHECK = "static"  # the ``smoke_run`` fixture (conftest.py) runs ``pgm-ladder check static --preset smoke``
 
 
 GOLDEN = ROOT / "tests" / "golden" / "check-static-smoke.json"
@@ -69,11 +64,17 @@ def test_rerun_reuses_the_finished_engine_runs(smoke_run, capsys):
     assert "continuing the run" in capsys.readouterr().out
 
 
-def test_linear_model_has_no_classification_scores(tmp_path):
+def test_linear_model_has_no_classification_scores(tmp_path, capsys):
     out = tmp_path / "linear"
-    assert main(["check", "static", "--model", "linear", "--preset", "smoke", "--out", str(out),
+    assert main(["check", "static", "--explicit-model", "linear", "--preset", "smoke", "--out", str(out),
                  "--quiet", "--device", "cpu", "--steps", "5"]) == 0
     res = json.loads((out / "results.json").read_text())
+    assert res["settings"]["explicit_model"] == "linear"
+    # the deprecated spelling still selects the same model (and reuses the finished runs)
+    assert main(["check", "static", "--model", "linear", "--preset", "smoke", "--out", str(out),
+                 "--quiet", "--device", "cpu", "--steps", "5"]) == 0
+    assert "--model is deprecated, use --explicit-model linear" in capsys.readouterr().err
+    assert json.loads((out / "results.json").read_text())["rladder"] == res["rladder"]
     assert res["rladder"]["kl"] == [] and res["ladder"]["error_gap"] == []
     assert res["bayes"]["error"] is None
     assert abs(res["wiener"]["mse_ratio"] - 1.0) < 1e-9  # Wiener is Bayes-optimal here

@@ -1,16 +1,19 @@
-"""Random Tagger mixtures and data shared by the Tagger-mixture tests (SPEC §2.3).
+"""Test support for the Tagger mixture (SPEC §2.3): Hypothesis strategies for random
+models and data.
 
 ``tagger_models``: K = 1..3 groups, N = 1..6 pixels, d = 1..3, every variance (``σ_k²``,
 ``σ²``) log-uniform in [1e-6, 1e6], basis scale 10^[−1, 1]; ``data_for`` samples from the
 model or draws "wild" data (``N(0, 10²)``, far off-model).
 """
+from __future__ import annotations
+
 import math
 
 import numpy as np
 import torch
 from hypothesis import strategies as st
 
-from explicit_models import TaggerMixture
+from ..tagger_mixture import TaggerMixture
 
 F64 = torch.float64
 

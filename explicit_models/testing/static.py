@@ -1,8 +1,8 @@
 """Test support for the static hierarchy: Hypothesis strategies for random models and
 reference computations written independently of the library's own algebra.
 
-Imported only by the test-suite (it needs ``hypothesis``); nothing in the library imports
-it. The reference joint uses the structural-equation form ``s = M s + β + ε`` of SPEC
+Part of :mod:`explicit_models.testing` (needs ``hypothesis``); nothing in the library
+imports it. The reference joint uses the structural-equation form ``s = M s + β + ε`` of SPEC
 §2.1 (dense ``M`` holding the ``W_l`` blocks), so its precision
 ``(I − M)ᵀ D⁻¹ (I − M)`` is built by different algebra from the block-tridiagonal
 assembly in :mod:`explicit_models.gaussian_ops`.
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
-from .static_hierarchy import StaticGaussianHierarchy
+from ..static_hierarchy import StaticGaussianHierarchy
 
 EPS64 = float(np.finfo(np.float64).eps)
 
