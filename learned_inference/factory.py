@@ -1,7 +1,10 @@
-"""``build_engine(config)``: config type -> engine class (SPEC §3).
+"""``build_engine(config)``: config type -> static engine class (SPEC §3).
 
-Later engines (convolutional RLadder, TAG engines) add themselves with
-:func:`register_engine` and are then built the same way.
+The registry is fixed: :class:`LadderConfig` -> :class:`Ladder`, :class:`RLadderConfig` ->
+:class:`RLadder`, :class:`TagConfig` -> :class:`Tag` (Tagger or RTagger by its inner
+engine config). No engine module imports this one (the TAG engine builds its inner Ladder
+or RLadder with :func:`~learned_inference.tag.build_inner_engine`), so the import graph
+stays acyclic.
 """
 from __future__ import annotations
 
@@ -17,13 +20,6 @@ _REGISTRY: dict[type, type[InferenceEngine]] = {
     RLadderConfig: RLadder,
     TagConfig: Tag,
 }
-
-
-def register_engine(config_type: type, engine_type: type[InferenceEngine]) -> None:
-    """Make :func:`build_engine` build ``engine_type(config)`` for ``config_type`` instances."""
-    if not (isinstance(engine_type, type) and issubclass(engine_type, InferenceEngine)):
-        raise TypeError(f"engine_type: expected an InferenceEngine subclass, got {engine_type!r}")
-    _REGISTRY[config_type] = engine_type
 
 
 def build_engine(config: Any) -> InferenceEngine:

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from . import config_utils as cu
-from .base import EngineOutput, InferenceEngine, IterationOutput, check_shape
+from .base import EngineOutput, InferenceEngine, IterationOutput, SequenceEngine, check_shape
 from .cells import ENCODER_CELLS, NORM_KINDS, build_encoder_cell
 from .decoder_cells import DECODER_CELLS, build_decoder_cell
 
@@ -105,12 +105,13 @@ class RLadderCarry:
     step: int = 0
 
 
-class RLadder(InferenceEngine):
+class RLadder(InferenceEngine, SequenceEngine):
     """Recurrent Ladder engine (SPEC §3.2); ``max_iterations = None`` (iterative).
 
     ``forward(x_noisy, iterations=T)`` returns ``T`` :class:`IterationOutput` s; ``aux_cost``
-    is 0. :meth:`init_carry` and :meth:`step` expose one iteration at a time (e.g. one
-    video frame per step).
+    is 0. As a :class:`~learned_inference.base.SequenceEngine`, :meth:`init_carry` and
+    :meth:`step` expose one iteration at a time (a static input re-presented, one frame, or
+    the RTagger's TAG inputs of one iteration); ``forward`` is the loop of :meth:`step`.
     """
 
     max_iterations = None
@@ -178,16 +179,17 @@ class RLadder(InferenceEngine):
 
     def step(self, x_noisy: torch.Tensor,
              carry: RLadderCarry) -> tuple[IterationOutput, RLadderCarry]:
-        """One iteration on ``x_noisy`` ``(batch, input_dim)``."""
+        """One iteration on ``x_noisy`` ``(batch, input_dim)`` (the protocol's ``x_t``)."""
         check_shape(x_noisy, (None, self.input_dim), "x_noisy")
         enc, states = self._encoder(x_noisy, carry)
         logits = self.class_head(enc[-1]) if self.class_head is not None else None
         if self.decoder_cells is None:
             denoised = self.denoise_head(enc[0])
-            return IterationOutput(denoised, logits, [denoised] + enc), RLadderCarry(states, [])
+            return (IterationOutput(denoised, logits, [denoised] + enc),
+                    RLadderCarry(states, [], carry.step + 1))
         d = self._decoder(x_noisy, enc)
         denoised = self.denoise_head(d[0]) if self.denoise_head is not None else d[0]
-        return IterationOutput(denoised, logits, list(d)), RLadderCarry(states, d)
+        return IterationOutput(denoised, logits, list(d)), RLadderCarry(states, d, carry.step + 1)
 
     def forward(self, x_noisy: torch.Tensor, iterations: int = 1,
                 x_clean: Optional[torch.Tensor] = None) -> EngineOutput:

@@ -46,11 +46,21 @@ from explicit_models.tagger_vb import (binary_mask_likelihood, binary_mean_gradi
 from . import config_utils as cu
 from .base import EngineOutput, InferenceEngine, IterationOutput
 from .cells import NORM_KINDS, make_norm
-from .ladder import LadderConfig
-from .rladder import RLadderConfig
+from .ladder import Ladder, LadderConfig
+from .rladder import RLadder, RLadderConfig
 from .tag_costs import TagCost, group_class_log_probs, tag_cost
 
 LIKELIHOODS = ("gaussian", "bernoulli")
+
+
+def build_inner_engine(config: Union[LadderConfig, RLadderConfig]) -> Union[Ladder, RLadder]:
+    """The inner engine of a TAG engine: a :class:`Ladder` (Tagger) or an :class:`RLadder`
+    (RTagger, used through its :class:`~learned_inference.base.SequenceEngine` ``step``)."""
+    if isinstance(config, RLadderConfig):
+        return RLadder(config)
+    if isinstance(config, LadderConfig):
+        return Ladder(config)
+    raise TypeError(f"engine: expected a LadderConfig or RLadderConfig, got {type(config).__name__}")
 
 
 def _finite(value: Any, name: str) -> float:
@@ -167,13 +177,11 @@ class Tag(InferenceEngine):
 
     def __init__(self, config: TagConfig) -> None:
         super().__init__()
-        from .factory import build_engine  # local: factory imports this module
-
         self.config = config
         self.input_dim = config.input_dim
         self.num_classes = config.num_classes
         N, P = config.input_dim, config.projection_dim
-        self.engine = build_engine(config.engine)
+        self.engine = build_inner_engine(config.engine)
         self.projection = nn.Linear(4 * N, P)
         self.projection_norm = make_norm(config.projection_norm, P)
         self.z_head = nn.Linear(P, N)

@@ -11,20 +11,21 @@
   pixels; then mean over the batch (``per_pixel`` divides by ``N``).
 * :func:`tag_class_nll`: negative log likelihood of the labels under the class
   probabilities (last iteration, or the mean over iterations).
+
+The costs read a TAG engine's output (:class:`~learned_inference.tag.TagOutput`) through
+the protocol :class:`~learned_inference.base.GroupingOutput`, so this module does not
+depend on the engine module.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
 from explicit_models.tagger_vb import gaussian_log_density
 
-from .base import check_shape
+from .base import GroupingOutput, check_shape
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .tag import TagOutput
 
 def group_class_log_probs(logits: torch.Tensor) -> torch.Tensor:
     """``(B, K, C + 1)`` per-group logits (last unit = "no class") -> ``(B, C)`` log class
@@ -63,7 +64,7 @@ def mixture_bce(x: torch.Tensor, z: torch.Tensor, mask: torch.Tensor,
     return -(x * torch.log(p) + (1.0 - x) * torch.log1p(-p)).sum(-1)
 
 
-def tag_cost(output: "TagOutput", x_clean: torch.Tensor) -> TagCost:
+def tag_cost(output: GroupingOutput, x_clean: torch.Tensor) -> TagCost:
     """The TAG cost of SPEC §3.3 against the clean input ``x_clean`` ``(B, N)``."""
     first = output.iterations[0]
     B, _, N = first.z.shape
@@ -80,7 +81,7 @@ def tag_cost(output: "TagOutput", x_clean: torch.Tensor) -> TagCost:
     return TagCost(total=total, per_iteration=per_iteration, per_pixel=total / N)
 
 
-def tag_class_nll(output: "TagOutput", labels: torch.Tensor,
+def tag_class_nll(output: GroupingOutput, labels: torch.Tensor,
                   all_iterations: bool = False) -> torch.Tensor:
     """Mean NLL of integer ``labels`` ``(B,)`` under the class probabilities of the last
     iteration (the authors' choice) or, with ``all_iterations``, averaged over iterations."""

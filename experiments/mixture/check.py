@@ -107,7 +107,8 @@ def table(scores: dict, iterations: int) -> str:
 
 
 def acceptance(scores: dict) -> dict:
-    """The issue's acceptance criteria, evaluated on the measured numbers."""
+    """The targets this check reports on: the RTagger after the same iterations at least as
+    good as VB, within 0.05 AMI of the gold standard, and improving with every iteration."""
     r, vb, gold = scores["rtagger"]["ami"], scores["vb"]["ami"], scores["gold"]
     return {"rtagger_ge_vb_same_iters": r[-1] >= vb[-1],
             "rtagger_within_0.05_of_gold": abs(gold["rtagger_ami_same_images"] - gold["ami"]) <= 0.05,

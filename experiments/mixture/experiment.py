@@ -8,9 +8,8 @@ whose appearances ``μ_k = B h_k`` are random stripe textures (the lowest 2-D si
 uniform), group std ``σ_k = 0.1`` and Gaussian corruption ``σ = 0.3``. The three textures overlap in intensity, so a
 pixel's value alone does not tell its group: grouping needs the appearances, which are
 themselves inferred from the grouping — the chicken-and-egg problem that iterative
-inference (VB, TAG) solves. The model is the same for every run and engine. (With two
-frequencies, ``d = 4``, neither engine learned to group within the CPU budget: AMI < 0.05
-after 6000 steps; see docs/results/check-mixture.md.)
+inference (VB, TAG) solves. The model is the same for every run and engine
+(docs/results/check-mixture.md records why one frequency, ``d = 2``, and not two).
 
 Task (SPEC §3.3): TAG's denoising cost ``−log Σ_k m_k N(x; z_k, v)`` against the *clean*
 ``x``, averaged over iterations; engines see only ``x̃``.

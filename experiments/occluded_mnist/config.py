@@ -68,8 +68,9 @@ class NetConfig:
     initial gain of the decoder-to-encoder inputs (0: the RLadder starts as the
     hierarchical RNN, see learned_inference/conv_rladder.py); ``norm_steps`` the frames
     whose BatchNorm statistics the encoder's down blocks keep separately (5 = every frame of
-    a sequence; 1 = shared by all frames, which cost our first cpu runs up to 10 points of
-    test error in eval mode — docs/results/occluded_moving_mnist.md)."""
+    a sequence; 1 = shared by all frames: the ConvLSTM outputs drift from frame 1 (zero
+    state) on, so shared running statistics normalise no frame as in training — the
+    measured cost is in docs/results/occluded_moving_mnist.md)."""
 
     channels: tuple[int, ...] = (16, 32, 64)
     top_width: int = 128
@@ -162,10 +163,8 @@ def smoke() -> OccludedMNISTConfig:
 
 def cpu() -> OccludedMNISTConfig:
     """A reduced run (narrow widths, 1800 steps of 32 sequences ≈ 1.15 epochs, 5000 test
-    sequences): each row within about 45 minutes on 2 CPU cores — measured 0.6–0.9 s/step
-    for the RLadder, 0.7–1.3 s/step for RLadder + Mean Teacher (the slowest row) with one
-    thread on a shared 2-core machine, where two threads made a step ten times slower
-    (README.md)."""
+    sequences), sized for each row to finish within about 45 minutes on 2 CPU cores with
+    one torch thread (measured step times: docs/results/occluded_moving_mnist.md)."""
     return OccludedMNISTConfig(
         train=_train(1800, 32, 100, device="cpu"), optim=OptimConfig(lr=2e-3), threads=1,
         data=DataConfig(train_size=0, eval_size=5000),
