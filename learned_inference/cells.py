@@ -1,7 +1,8 @@
 """Cell APIs and the fully connected encoder cells of the Recurrent Ladder (SPEC §3.2).
 
-Two small abstract APIs let the RLadder engine stay agnostic of what its cells compute,
-so that convolutional cells (ConvLSTM, ConvG1/2/3) can plug in later:
+Two small abstract APIs let the RLadder engines stay agnostic of what their cells compute,
+so that the fully connected cells here and the convolutional ones
+(:mod:`learned_inference.conv_cells`: ConvLSTM, ConvG1/2/3) plug in alike:
 
 * :class:`EncoderCell` - stateful: ``init_state(batch, device, dtype)`` and
   ``forward(inp, state) -> (output, new_state)``. ``inp`` is the concatenation along

@@ -2,8 +2,11 @@
 
 One RLadder iteration per frame; encoder states and decoder outputs are carried from frame
 ``t`` to ``t+1`` (:class:`~learned_inference.rladder.RLadderCarry`, as in the fully
-connected :class:`~learned_inference.rladder.RLadder`). Levels, for ``channels = (c_1..c_K)``
-and an ``S×S`` image with ``C`` channels (level ``l`` at resolution ``S / 2^(l-1)``)::
+connected :class:`~learned_inference.rladder.RLadder`). It is a
+:class:`~learned_inference.base.SequenceEngine`: ``step(x_t, carry)`` per frame, returning a
+:class:`~learned_inference.base.FrameOutput`; ``forward`` over a whole sequence.
+Levels, for ``channels = (c_1..c_K)`` and an ``S×S`` image with ``C`` channels (level ``l``
+at resolution ``S / 2^(l-1)``)::
 
     e_0,t   = x_t                                                (batch, C, S, S)
     e_1,t   = ConvLSTM_1([x_t, d_0,t-1, d_1,t-1])
@@ -20,20 +23,19 @@ non-recurrent encoder layer with BatchNorm, App. A.4); ``up`` = 2× nearest upsa
 The BatchNorm of ``down`` keeps its running statistics per frame for the first
 ``norm_steps`` frames (:class:`StepBatchNorm2d`, after Cooijmans et al. 2017): the ConvLSTM
 outputs it normalises drift from frame 1 (zero state) to later frames, so one set of
-statistics averaged over frames normalises no frame as training did (our first
-``occluded_mnist`` cpu runs lost up to 10 points of test error to that in eval mode).
+statistics averaged over frames normalises no frame as training did, and eval mode would
+differ from training.
 
 Design decisions that are OURS (the architecture appendix D.1 is missing from our text):
 the level layout above, one conv layer between ConvLSTMs, the bottom link (``d_0,t-1``
 enters encoder cell 1 beside ``x_t``, as in the fully connected RLadder), each encoder
 cell convolving and normalising its bottom-up input and each decoder input separately
 with the decoder inputs' normalisation gains initialised to ``feedback_gain_init`` (0:
-the RLadder starts as the hierarchical RNN and learns to use its decoder; with gain 1 —
-with one shared normalisation too — the classification cost hardly decreased in the first
-hundred steps of our CPU runs, whether or not gradients flowed back through the feedback),
-the sigmoid 1×1 read-out of the prediction from ``d_0``. Ablations: ``decoder_to_encoder=False`` feeds zeros in place
-of every ``d_l,t-1`` (same widths); ``use_decoder=False`` (hierarchical RNN) builds no
-decoder, no ``d`` inputs and no prediction (``predictions`` is ``None``).
+the RLadder starts as the hierarchical RNN and learns to use its decoder), the
+sigmoid 1×1 read-out of the prediction from ``d_0``. Ablations: ``decoder_to_encoder=False``
+feeds zeros in place of every ``d_l,t-1`` (same widths); ``use_decoder=False``
+(hierarchical RNN) builds no decoder, no ``d`` inputs and no prediction (``predictions`` is
+``None``).
 """
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ import torch
 from torch import nn
 
 from . import config_utils as cu
-from .base import check_shape
+from .base import FrameOutput, SequenceEngine, check_shape
 from .cells import NORM_KINDS
 from .conv_cells import (CONV_DECODER_CELLS, ConvLSTMEncoderCell, build_conv_decoder_cell,
                          decoder_norm)
@@ -138,18 +140,6 @@ class DownBlock(nn.Module):
 
 
 @dataclass
-class ConvStep:
-    """One frame's outputs: ``prediction`` ``(B, C, S, S)`` of the next frame (None without a
-    decoder), ``class_logits`` ``(B, classes)`` or None, ``bottom`` = ``d_0,t`` (None without a
-    decoder), ``levels`` the encoder (no decoder) or decoder activations, bottom to top."""
-
-    prediction: Optional[torch.Tensor]
-    class_logits: Optional[torch.Tensor]
-    bottom: Optional[torch.Tensor]
-    levels: list
-
-
-@dataclass
 class ConvRLadderOutput:
     """``predictions`` ``(B, T, C, S, S)``: index ``t-1`` = ``x̂_t+1``, predicted after frame
     ``t``; ``class_logits`` ``(B, T, classes)``; ``bottom`` ``(B, T, c_0, S, S)`` (if asked)."""
@@ -159,7 +149,7 @@ class ConvRLadderOutput:
     bottom: Optional[torch.Tensor] = None
 
 
-class ConvRLadder(nn.Module):
+class ConvRLadder(nn.Module, SequenceEngine):
     """Convolutional RLadder, one step per frame (module docstring)."""
 
     def __init__(self, config: ConvRLadderConfig) -> None:
@@ -235,21 +225,27 @@ class ConvRLadder(nn.Module):
             below = self.up(out) if l > 1 else out
         return d
 
-    def step(self, x: torch.Tensor, carry: RLadderCarry) -> tuple[ConvStep, RLadderCarry]:
-        """Frame ``x`` ``(batch, C, S, S)`` in; outputs after this frame and the new carry."""
+    def step(self, x: torch.Tensor, carry: RLadderCarry) -> tuple[FrameOutput, RLadderCarry]:
+        """Frame ``x`` ``(batch, C, S, S)`` (the protocol's ``x_t``) in; the
+        :class:`FrameOutput` after this frame and the new carry out: ``prediction``
+        ``(B, C, S, S)`` of the next frame and ``bottom`` = ``d_0,t`` (both None without a
+        decoder), ``class_logits`` ``(B, classes)`` or None, ``levels`` the decoder (or,
+        without one, the encoder) activations, bottom to top."""
         cfg = self.config
         check_shape(x, (None, cfg.in_channels, cfg.image_size, cfg.image_size), "x")
         enc, states = self._encoder(x, carry)
         logits = self.class_head(enc[-1]) if self.class_head is not None else None
         if not cfg.use_decoder:
-            return ConvStep(None, logits, None, enc), RLadderCarry(states, [], carry.step + 1)
+            return (FrameOutput(prediction=None, class_logits=logits, levels=enc),
+                    RLadderCarry(states, [], carry.step + 1))
         d = self._decoder(x, enc)
         check_shape(d[0], (x.shape[0], cfg.bottom_channels, cfg.image_size, cfg.image_size), "d_0")
         pred = torch.sigmoid(self.predict_head(d[0]))
-        return ConvStep(pred, logits, d[0], d), RLadderCarry(states, d, carry.step + 1)
+        return (FrameOutput(prediction=pred, class_logits=logits, levels=d, bottom=d[0]),
+                RLadderCarry(states, d, carry.step + 1))
 
     def forward(self, frames: torch.Tensor, return_bottom: bool = False) -> ConvRLadderOutput:
-        """Run over ``frames`` ``(batch, T, C, S, S)``, one step per frame."""
+        """Run over ``frames`` ``(batch, T, C, S, S)``, one :meth:`step` per frame."""
         cfg = self.config
         check_shape(frames, (None, None, cfg.in_channels, cfg.image_size, cfg.image_size), "frames")
         carry = self.init_carry(frames.shape[0], frames.device, frames.dtype)

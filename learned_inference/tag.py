@@ -9,7 +9,8 @@ projection width ``P``. Per iteration, from the current group means ``z`` and ma
                          λ = noise_var + v (v: learned scalar, v = softplus(ρ) + min_variance)
               bernoulli: binary_mean_gradient / binary_mask_likelihood with flip_prob = noise_var
     h       = ReLU(norm(W [z_k, m_k, δz_k, L(m_k)]))   (B·K, 4N) -> (B·K, P)  groups in the batch
-    e       = engine(h): Ladder: one pass (no memory); RLadder: one ``step`` (carry persists)
+    e       = engine(h): Ladder: one pass (no memory); RLadder: one ``step(h, carry)`` of the
+              :class:`~learned_inference.base.SequenceEngine` interface (carry persists)
     z_k     = Linear(e.denoised)  (sigmoid for bernoulli);  logits_k = Linear(e.denoised)
     m       = softmax over groups of the logits;  class probs from e.class_logits (tag_costs)
 
@@ -296,7 +297,8 @@ class Tagger(Tag):
 
 
 class RTagger(Tag):
-    """TAG + RLadder: one ``RLadder.step`` per iteration, the carry persists."""
+    """TAG + RLadder: one ``RLadder.step`` (:class:`~learned_inference.base.SequenceEngine`)
+    per iteration, the carry persists."""
 
     def __init__(self, config: TagConfig) -> None:
         if not isinstance(config.engine, RLadderConfig):

@@ -4,7 +4,7 @@ ablation switches really remove the connections (SPEC §3.2)."""
 import pytest
 import torch
 
-from learned_inference.base import ShapeError
+from learned_inference.base import FrameOutput, SequenceEngine, ShapeError
 from learned_inference.conv_cells import (CONV_DECODER_CELLS, ConvGatedDecoderCell, ConvLSTMEncoderCell,
                                           build_conv_decoder_cell)
 from learned_inference.conv_rladder import ConvRLadder, ConvRLadderConfig, StepBatchNorm2d
@@ -50,10 +50,13 @@ def test_step_by_step_equals_forward_and_is_causal():
     net = _engine().eval()
     x = _frames()
     full = net(x)
+    assert isinstance(net, SequenceEngine)
     carry = net.init_carry(3, x.device, x.dtype)
     assert isinstance(carry, RLadderCarry) and len(carry.decoder_outputs) == 4  # d_0, d_1, d_2, d_top
     for t in range(4):
         step, carry = net.step(x[:, t], carry)
+        assert isinstance(step, FrameOutput) and step.readout is step.prediction
+        assert step.bottom is step.levels[0] and len(step.levels) == 4
         torch.testing.assert_close(step.prediction, full.predictions[:, t])
         torch.testing.assert_close(step.class_logits, full.class_logits[:, t])
     y = x.clone()

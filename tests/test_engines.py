@@ -9,8 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from learned_inference import (EngineOutput, Ladder, LadderConfig, RLadder, RLadderConfig,
-                               ShapeError, build_engine)
+from learned_inference import (EngineOutput, FrameOutput, IterationOutput, Ladder, LadderConfig,
+                               RLadder, RLadderConfig, SequenceEngine, ShapeError, StepOutput, Tag,
+                               TagConfig, build_engine)
+from learned_inference.conv_rladder import ConvRLadder, ConvRLadderConfig
+from learned_inference.temporal import TemporalRLadder, TemporalRLadderConfig
 
 D, H, C, B = 8, (6, 5, 4), 3, 16
 DTYPES = [torch.float32, torch.float64]
@@ -89,6 +92,66 @@ def test_rladder_step_api_matches_forward():
     for t in range(3):
         it, carry = model.step(x, carry)
         torch.testing.assert_close(it.denoised, out.iterations[t].denoised)
+
+
+# ---------------------------------------------------------------- one sequence interface
+
+def _sequence_case(kind: str, train: bool):
+    """``(engine, frames [x_1..x_T], reference)``: ``reference[t]`` = ``(readout,
+    class_logits, levels or None)`` at step ``t`` from the engine's ``forward``, float64, in
+    training (batch statistics) or eval mode."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    T = 4
+    if kind in ("rladder", "rtagger"):
+        if kind == "rladder":
+            engine = rladder("lstm", "g1")
+        else:  # the RLadder inside an RTagger, fed (B·K, P) TAG inputs
+            engine = Tag(TagConfig(7, RLadderConfig(D, H), noise_var=0.1, groups=3, num_classes=2)).engine
+        engine = engine.double().train(train)
+        x = torch.randn(B, D, generator=g, dtype=torch.float64)
+        out = engine(x, iterations=T)  # the static input re-presented at every step
+        return engine, [x] * T, [(it.denoised, it.class_logits, it.levels) for it in out.iterations]
+    if kind == "temporal":
+        engine = TemporalRLadder(TemporalRLadderConfig.make(5, (6, 4), top_dim=2)).double().train(train)
+        x = torch.randn(B, T, 5, generator=g, dtype=torch.float64)
+        out = engine(x, return_levels=True)
+        return engine, list(x.unbind(1)), [(out.predictions[:, t], out.top[:, t], out.levels[t])
+                                           for t in range(T)]
+    engine = ConvRLadder(ConvRLadderConfig(image_size=8, channels=(2, 3), top_width=4, bottom_channels=2,
+                                           num_classes=5, norm_steps=2)).double().train(train)
+    x = torch.rand(3, T, 1, 8, 8, generator=g, dtype=torch.float64)
+    out = engine(x, return_bottom=True)
+    return engine, list(x.unbind(1)), [(out.predictions[:, t], out.class_logits[:, t], None)
+                                       for t in range(T)]
+
+
+@pytest.mark.parametrize("train", [False, True])
+@pytest.mark.parametrize("kind", ["rladder", "rtagger", "temporal", "conv"])
+def test_sequence_engines_step_frame_by_frame_equals_forward(kind, train):
+    """RLadder (alone and inside an RTagger), TemporalRLadder and ConvRLadder implement
+    :class:`SequenceEngine`; ``init_carry`` + ``step`` over the frames gives exactly the
+    outputs of ``forward`` over the sequence, as :class:`StepOutput` s."""
+    engine, frames, reference = _sequence_case(kind, train)
+    assert isinstance(engine, SequenceEngine)
+    x0 = frames[0]
+    carry = engine.init_carry(x0.shape[0], x0.device, x0.dtype)
+    for x_t, (readout, logits, levels) in zip(frames, reference, strict=True):
+        out, carry = engine.step(x_t, carry)
+        assert isinstance(out, StepOutput)
+        assert isinstance(out, IterationOutput if kind in ("rladder", "rtagger") else FrameOutput)
+        assert out.readout.dtype == torch.float64
+        torch.testing.assert_close(out.readout, readout, rtol=0, atol=0)
+        torch.testing.assert_close(out.class_logits, logits, rtol=0, atol=0)
+        if levels is not None:
+            for a, b in zip(out.levels, levels, strict=True):
+                torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert carry.step == len(frames)
+
+
+def test_step_output_is_abstract():
+    with pytest.raises(TypeError):
+        StepOutput()
 
 
 # ---------------------------------------------------------------- input validation

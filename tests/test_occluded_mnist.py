@@ -38,7 +38,7 @@ def smoke_runs(tmp_path_factory):
     results = {}
     for row, regime in RUNS:
         figures = row == "rladder" and regime == "supervised"
-        config = apply_overrides(spec.preset("smoke"), [f"model={row}", f"regime={regime}",
+        config = apply_overrides(spec.preset("smoke"), [f"row={row}", f"regime={regime}",
                                                          f"figure_sequences={int(figures)}"])
         results[row, regime] = train(spec, config, out / f"{row}-{regime}", preset="smoke", seed=0, quiet=True)
     return out, results
@@ -59,7 +59,7 @@ def test_every_row_trains_and_evaluates(smoke_runs, row, regime):
         assert 0.0 < metrics["prediction_mse"] < 1.0
     assert ("student_class_error" in metrics) == (regime == "mean_teacher")
     saved = json.loads((res.run_dir / "results.json").read_text())
-    assert saved["config"]["model"] == row and saved["config"]["regime"] == regime
+    assert saved["config"]["row"] == row and saved["config"]["regime"] == regime
     assert (res.run_dir / "figures" / "figure4.png").exists() == (row == "rladder" and regime == "supervised")
 
 
@@ -112,13 +112,15 @@ def test_cli_train_command(tmp_path):
     assert main(["train", "occluded_mnist", "--preset", "smoke", "--set", "model=hierarchical_rnn",
                  "--set", "train.steps=1", "--out", str(run), "--quiet"]) == 0
     assert "class_error" in json.loads((run / "results.json").read_text())["metrics"]
+    # "model" is the deprecated name of the "row" field: it still selects the row
+    assert json.loads((run / "config.json").read_text())["config"]["row"] == "hierarchical_rnn"
 
 
 def test_bad_rows_and_regimes_are_refused():
     spec = OMM
-    with pytest.raises(ConfigError, match="model"):
-        apply_overrides(spec.preset("smoke"), ["model=rladder_v2"])
-    config = apply_overrides(spec.preset("smoke"), ["model=rladder_no_classification", "regime=mean_teacher"])
+    with pytest.raises(ConfigError, match="row"):
+        apply_overrides(spec.preset("smoke"), ["row=rladder_v2"])
+    config = apply_overrides(spec.preset("smoke"), ["row=rladder_no_classification", "regime=mean_teacher"])
     with pytest.raises(ConfigError, match="classification"):
         build_model(config)
     assert set(spec.presets) >= {"smoke", "cpu", "paper"}
@@ -174,7 +176,7 @@ def test_mean_teacher_ema_update():
 @requires_data
 def test_mean_teacher_optimiser_steps_the_student_and_then_the_teacher():
     spec = OMM
-    config = apply_overrides(spec.preset("smoke"), ["regime=mean_teacher", "model=optimal_static"])
+    config = apply_overrides(spec.preset("smoke"), ["regime=mean_teacher", "row=optimal_static"])
     parts = spec.build(config, torch.device("cpu"), 0)
     model, opt = parts.model, parts.optimizer
     assert {id(p) for g in opt.param_groups for p in g["params"]} == {id(p) for p in model.student.parameters()}

@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from explicit_models.tagger_vb import mask_likelihood, mean_gradient
-from learned_inference import (LadderConfig, RLadderConfig, RTagger, ShapeError, Tag,
-                               TagConfig, TagIteration, TagOutput, Tagger, build_engine,
-                               group_class_log_probs, tag_class_nll, tag_cost)
+from learned_inference import (Ladder, LadderConfig, RLadder, RLadderConfig, RTagger,
+                               SequenceEngine, ShapeError, Tag, TagConfig, TagIteration, TagOutput,
+                               Tagger, build_engine, build_inner_engine, group_class_log_probs,
+                               tag_class_nll, tag_cost)
 
 N, P, B, C = 12, 10, 5, 4
 KINDS = ["tagger", "rtagger"]
@@ -89,6 +90,17 @@ def test_engine_config_is_adapted_and_factory_builds():
         Tagger(cfg2)
     with pytest.raises(ValueError, match="engine"):
         RTagger(cfg)
+
+
+def test_inner_engine_is_built_by_the_tag_module():
+    """The inner engine comes from :func:`build_inner_engine` (no factory import: the
+    package's import graph is acyclic); an RTagger's RLadder is a SequenceEngine."""
+    assert type(build_inner_engine(LadderConfig(P, (4,)))) is Ladder
+    assert type(build_inner_engine(RLadderConfig(P, (4,)))) is RLadder
+    with pytest.raises(TypeError, match="engine"):
+        build_inner_engine(TagConfig(N, LadderConfig(P, (4,)), noise_var=0.1))
+    assert isinstance(make("rtagger").engine, SequenceEngine)
+    assert not isinstance(make("tagger").engine, SequenceEngine)
 
 
 @pytest.mark.parametrize("field,value", [

@@ -28,9 +28,9 @@ def test_results_json_has_the_documented_fields(smoke_run):
     assert res["vb_filter"]["sweeps_per_frame"] == 50 and res["vb_filter_1sweep"]["sweeps_per_frame"] == 1
     assert len(res["kalman"]["optimal_mse"]) == frames and min(res["kalman"]["optimal_mse"]) > 0
     settings = res["settings"]
-    assert settings["preset"] == "smoke" and settings["model"] == "default" and settings["occlusion"] == 0.3
+    assert settings["preset"] == "smoke" and settings["explicit_model"] == "default" and settings["occlusion"] == 0.3
     assert set(settings["engines"]) == set(ENGINES)
-    effective = {name: settings["engines"][name]["engine_config"] for name in ENGINES}
+    effective = {name: settings["engines"][name]["engine_config"]["ladder"] for name in ENGINES}
     assert effective["rladder"]["use_decoder"] and effective["rladder"]["decoder_to_encoder"]
     assert effective["no_decoder"]["use_decoder"] is False
     assert effective["no_decoder_to_encoder"]["decoder_to_encoder"] is False

@@ -5,16 +5,17 @@ import dataclasses
 import pytest
 import torch
 
-from learned_inference import RLadder
+from learned_inference import FrameOutput, RLadder, RLadderConfig
 from learned_inference.base import ShapeError
 from learned_inference.temporal import TemporalRLadder, TemporalRLadderConfig
 from experiments.temporal import experiment as exp
 from pgm_ladder.harness import temporal as harness
+from pgm_ladder.training.config import apply_overrides
 
 
 def _engine(**kw):
     torch.manual_seed(0)
-    return TemporalRLadder(TemporalRLadderConfig(obs_dim=5, hidden_dims=(12, 6), **kw)).eval()
+    return TemporalRLadder(TemporalRLadderConfig.make(obs_dim=5, hidden_dims=(12, 6), **kw)).eval()
 
 
 def _data(B=4, T=7, n=5, seed=0):
@@ -64,15 +65,24 @@ def test_predictions_are_causal():
     assert torch.equal(a[:, :4], b[:, :4]) and not torch.allclose(a[:, 4:], b[:, 4:])
 
 
-def test_step_by_step_equals_forward():
-    net = _engine()
+@pytest.mark.parametrize("kw", [{}, {"use_decoder": False}, {"top_dim": 3}])
+def test_step_by_step_equals_forward(kw):
+    net = _engine(**kw).double()
     x, o = _data()
+    x = x.double()
     carry = net.init_carry(4, x.device, x.dtype)
-    preds = []
+    steps = []
     for t in range(x.shape[1]):
-        p, _, _, carry = net.step(x[:, t], o[:, t], carry)
-        preds.append(p)
-    assert torch.allclose(torch.stack(preds, 1), net(x, o).predictions, atol=1e-6)
+        out, carry = net.step(x[:, t], carry, visibility=o[:, t])
+        assert isinstance(out, FrameOutput) and out.readout is out.prediction
+        assert (out.bottom is None) == (kw.get("use_decoder", True) is False)
+        steps.append(out)
+    full = net(x, o, return_levels=True)
+    assert torch.equal(torch.stack([s.prediction for s in steps], 1), full.predictions)
+    if full.top is not None:
+        assert torch.equal(torch.stack([s.class_logits for s in steps], 1), full.top)
+    for s, levels in zip(steps, full.levels, strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(s.levels, levels, strict=True))
 
 
 def test_ablation_switches_change_the_wiring():
@@ -93,9 +103,39 @@ def test_bad_inputs_are_refused():
     with pytest.raises(ShapeError, match="visibility"):
         net(x, o[:, :3])
     with pytest.raises(ValueError, match="obs_dim"):
-        TemporalRLadderConfig(obs_dim=0, hidden_dims=(4,))
+        TemporalRLadderConfig.make(obs_dim=0, hidden_dims=(4,))
+    with pytest.raises(ValueError, match="obs_dim"):
+        TemporalRLadderConfig(obs_dim=0, ladder=RLadderConfig(1, (4,)))
     with pytest.raises(ValueError, match="decoder_norm"):
-        TemporalRLadderConfig(obs_dim=3, hidden_dims=(4,), decoder_norm="group")
+        TemporalRLadderConfig.make(obs_dim=3, hidden_dims=(4,), decoder_norm="group")
+    with pytest.raises(ValueError, match="top_dim"):
+        TemporalRLadderConfig.make(obs_dim=3, hidden_dims=(4,), top_dim=-1)
+    with pytest.raises(ValueError, match="ladder"):
+        TemporalRLadderConfig(obs_dim=3, ladder={"hidden_dims": (4,)})
+
+
+def test_config_holds_the_rladder_config():
+    """The RLadder's fields live (and are validated) in ``ladder``; its input width and
+    top read-out follow the temporal fields; ``make`` applies the temporal defaults."""
+    cfg = TemporalRLadderConfig.make(obs_dim=3, hidden_dims=[4, 2], top_dim=2, encoder_cell="lstm")
+    assert cfg.ladder == RLadderConfig(input_dim=6, hidden_dims=(4, 2), num_classes=2, encoder_cell="lstm",
+                                       decoder_norm="layer")
+    same = TemporalRLadderConfig(obs_dim=3, ladder=RLadderConfig(99, (4, 2), num_classes=7, encoder_cell="lstm",
+                                                                 decoder_norm="layer"), top_dim=2)
+    assert same == cfg
+    no_mask = dataclasses.replace(cfg, mask_input=False, top_dim=0)
+    assert no_mask.ladder.input_dim == 3 and no_mask.ladder.num_classes == 0
+    with pytest.raises(ValueError, match="top_dim"):
+        TemporalRLadderConfig.make(obs_dim=3, hidden_dims=(4,), num_classes=2)
+
+
+def test_experiment_overrides_reach_the_nested_rladder_config():
+    config = apply_overrides(exp.PRESETS["smoke"](), ["rladder.ladder.hidden_dims=[7, 5]",
+                                                      "rladder.ladder.encoder_cell=lstm"])
+    assert config.rladder.ladder.hidden_dims == (7, 5) and config.rladder.ladder.encoder_cell == "lstm"
+    assert config.rladder.ladder.decoder_norm == "layer"  # the temporal default survives the round trip
+    net = TemporalRLadder(exp.engine_config(config, exp.embedded_model("default")))
+    assert net.rladder.config.hidden_dims == (7, 5) and net.rladder.config.input_dim == 16
 
 
 def test_experiment_engine_configs_apply_the_ablations():
@@ -105,8 +145,9 @@ def test_experiment_engine_configs_apply_the_ablations():
         cfg = exp.engine_config(dataclasses.replace(config, task=dataclasses.replace(config.task, engine=engine)),
                                 model)
         assert cfg.obs_dim == model.widths[0] and cfg.top_dim == 0
-        assert cfg.use_decoder == switches.get("use_decoder", True)
-        assert cfg.decoder_to_encoder == switches.get("decoder_to_encoder", True)
+        assert cfg.ladder.input_dim == 2 * model.widths[0] and cfg.ladder.num_classes == 0
+        assert cfg.ladder.use_decoder == switches.get("use_decoder", True)
+        assert cfg.ladder.decoder_to_encoder == switches.get("decoder_to_encoder", True)
 
 
 def test_optimal_and_prior_predictions_score_as_expected():

@@ -168,3 +168,12 @@ def test_renamed_config_keys_and_values_still_work_with_a_warning(capsys):
     assert STATIC.upgrade(old_run) == {"task": {"engine": "ladder", "explicit_model": "classes"},
                                        "optim": {"lr": 0.1}}
     assert old_run["task"]["model"] == "mixture"  # the caller's dict is left alone
+
+
+def test_temporal_rladder_fields_keep_their_old_override_keys(capsys):
+    from experiments.temporal import SPEC as TEMPORAL
+
+    config = apply_overrides(TEMPORAL.preset("smoke"),
+                             TEMPORAL.overrides(["rladder.hidden_dims=[12, 6]", "task.model=default"]))
+    assert config.rladder.ladder.hidden_dims == (12, 6) and config.task.explicit_model == "default"
+    assert "use 'rladder.ladder.hidden_dims=[12, 6]'" in capsys.readouterr().err

@@ -6,7 +6,7 @@ explicit Tagger mixture (SPEC §2.3, §3.3, §4).
 from pgm_ladder.training.spec import ExperimentSpec
 
 from .check import register as register_check
-from .experiment import PRESETS, MixtureConfig, build
+from .experiment import PRESETS, RENAMED, MixtureConfig, build
 
 SPEC = ExperimentSpec(
     name="mixture",
@@ -15,5 +15,6 @@ SPEC = ExperimentSpec(
     build=build,
     home=__name__,
     check=register_check,
+    renamed=RENAMED,
     description="Tagger / RTagger on the embedded Tagger mixture (SPEC §2.3, §3.3)",
 )

@@ -122,7 +122,7 @@ def run(args) -> int:
     trained = {e: common.train_or_reuse(args.spec, args, e, common.engine_overrides(args, e)) for e in exp.ENGINES}
     config = trained["rtagger"][0]
     task = config.task
-    model = exp.embedded_model(task.model)
+    model = exp.embedded_model(task.explicit_model)
     device = next(trained["rtagger"][1].model.parameters()).device
     data = exp.eval_set(model, task)
     print(f"explicit model: {model}; {data.size} fresh images")
@@ -143,7 +143,7 @@ def run(args) -> int:
     payload = dict(scores)
     payload["acceptance"] = acceptance(scores)
     payload["settings"] = {
-        "model": task.model, "model_args": exp.EMBEDDED_MODELS[task.model], "preset": args.preset,
+        "explicit_model": task.explicit_model, "model_args": exp.EMBEDDED_MODELS[task.explicit_model], "preset": args.preset,
         "seed": args.seed, "iterations": task.iterations, "eval_images": data.size,
         "torch_threads": torch.get_num_threads(),
         "engines": {name: {"run_dir": str(res.run_dir), "steps": res.step, "config": config_to_dict(cfg)}

@@ -1,7 +1,7 @@
 """The ``mixture`` experiment: Tagger and RTagger trained on fresh samples of the embedded
 Tagger mixture (SPEC §2.3, §3.3) with the shared trainer, scored by grouping AMI (SPEC §4).
 
-The embedded model (``task.model = "default"``, ours): 12×12 images, ``K = 3`` groups
+The embedded model (``task.explicit_model = "default"``, ours): 12×12 images, ``K = 3`` groups
 whose appearances ``μ_k = B h_k`` are random stripe textures (the lowest 2-D sinusoid,
 ``d = 2``: a random amplitude and phase per group, per-pixel prior std 3,
 :meth:`TaggerMixture.textures`), every pixel assigned to a group at random (``ρ``
@@ -25,22 +25,21 @@ from explicit_models.tagger_mixture import TaggerMixture
 from learned_inference import LadderConfig, RLadderConfig
 from learned_inference.tag import Tag, TagConfig
 from learned_inference.tag_costs import tag_cost
+from pgm_ladder.embedded import EmbeddedModels
 from pgm_ladder.harness import grouping as harness
 from pgm_ladder.training.batches import SampledStream
-from pgm_ladder.training.config import ExperimentConfig, OptimConfig, TrainConfig
+from pgm_ladder.training.config import ExperimentConfig, OptimConfig, cosine_schedule
 from pgm_ladder.training.spec import Parts
 
 #: the embedded default model: ``TaggerMixture.textures`` arguments (ours, every one pinned)
-EMBEDDED_MODELS = {"default": dict(height=12, width=12, groups=3, num_freqs=1, amplitude=3.0,
-                                   group_std=0.1, noise_std=0.3, offset_spread=0.0)}
+EMBEDDED_MODELS = EmbeddedModels(TaggerMixture.textures, {
+    "default": dict(height=12, width=12, groups=3, num_freqs=1, amplitude=3.0, group_std=0.1,
+                    noise_std=0.3, offset_spread=0.0)})
+#: the embedded explicit model by name, float64
+embedded_model = EMBEDDED_MODELS.build
+#: deprecated config keys
+RENAMED = {"task.model": "task.explicit_model"}
 ENGINES = ("tagger", "rtagger")
-
-
-def embedded_model(name: str) -> TaggerMixture:
-    """The embedded explicit model ``name``, float64."""
-    if name not in EMBEDDED_MODELS:
-        raise ValueError(f"task.model: expected one of {sorted(EMBEDDED_MODELS)}, got {name!r}")
-    return TaggerMixture.textures(**EMBEDDED_MODELS[name])
 
 
 @dataclass
@@ -51,7 +50,7 @@ class MixtureTask:
     to convergence; the NUTS gold standard runs on the first ``gold_images`` of the eval
     images with ``gold_warmup`` + ``gold_samples`` draws."""
 
-    model: Literal["default"] = "default"
+    explicit_model: Literal["default"] = "default"
     engine: Literal["tagger", "rtagger"] = "rtagger"
     iterations: int = 4
     eval_samples: int = 500
@@ -90,7 +89,6 @@ class MixtureConfig(ExperimentConfig):
 def tag_config(config: MixtureConfig, model: TaggerMixture) -> TagConfig:
     """The TAG config of the chosen engine, sized from ``model``."""
     inner = config.ladder if config.task.engine == "tagger" else config.rladder
-    p = config.tag.projection_dim
     return TagConfig(input_dim=model.num_pixels, engine=inner, noise_var=float(model.noise_std) ** 2,
                      groups=model.num_groups, projection_dim=config.tag.projection_dim,
                      projection_norm=config.tag.projection_norm, init_mean=0.0)
@@ -110,7 +108,7 @@ def task_losses(net, batch, task: MixtureTask) -> dict:
 
 
 def build(config: MixtureConfig, device: torch.device, seed: int) -> Parts:
-    model = embedded_model(config.task.model)
+    model = embedded_model(config.task.explicit_model)
     net = Tag(tag_config(config, model)).to(device)
 
     def sample_batch(generator: torch.Generator, n: int):
@@ -132,9 +130,7 @@ def build(config: MixtureConfig, device: torch.device, seed: int) -> Parts:
 def _preset(steps: int, batch_size: int, eval_samples: int, projection: int, hidden, lr=1e-3,
             vb_max_iters: int = 500, gold=(100, 200, 200)) -> MixtureConfig:
     return MixtureConfig(
-        train=TrainConfig(steps=steps, batch_size=batch_size, schedule="cosine",
-                          warmup_steps=min(100, steps // 10), checkpoint_every=max(1, steps // 4),
-                          log_every=max(1, steps // 50)),
+        train=cosine_schedule(steps, batch_size),
         optim=OptimConfig(lr=lr),
         task=MixtureTask(iterations=4, eval_samples=eval_samples, vb_max_iters=vb_max_iters,
                          gold_images=gold[0], gold_warmup=gold[1], gold_samples=gold[2]),

@@ -18,5 +18,6 @@ SPEC = ExperimentSpec(
     build=build,
     home=__name__,
     description="Occluded Moving MNIST: conv RLadder, comparison models, ablations, Mean Teacher "
-                "(RLadder §3.1; model=ROW, regime=R)",
+                "(RLadder §3.1; row=ROW, regime=R)",
+    renamed={"model": "row"},
 )

@@ -123,11 +123,12 @@ class MeanTeacherConfig:
 
 @dataclass
 class OccludedMNISTConfig(ExperimentConfig):
-    """``model``: the row; ``regime``: the supervision (module docstring);
+    """``row``: the Table-1 row (formerly ``model``, still accepted as a deprecated
+    ``--set`` key); ``regime``: the supervision (module docstring);
     ``figure_sequences``: test sequences in Figure 4 (0: no figure); ``threads``: torch
     intra-op threads set when the run is built (0: leave torch's setting)."""
 
-    model: Row = "rladder"
+    row: Row = "rladder"
     regime: Regime = "supervised"
     data: DataConfig = field(default_factory=DataConfig)
     net: NetConfig = field(default_factory=NetConfig)
@@ -140,8 +141,8 @@ class OccludedMNISTConfig(ExperimentConfig):
         if self.threads < 0 or self.figure_sequences < 0:
             raise ConfigError(f"threads and figure_sequences must be >= 0, got {self.threads}, "
                               f"{self.figure_sequences}")
-        if self.model not in ROWS:
-            raise ConfigError(f"model: expected one of {', '.join(ROWS)}, got {self.model!r}")
+        if self.row not in ROWS:
+            raise ConfigError(f"row: expected one of {', '.join(ROWS)}, got {self.row!r}")
         if self.regime not in REGIMES:
             raise ConfigError(f"regime: expected one of {', '.join(REGIMES)}, got {self.regime!r}")
 

@@ -1,8 +1,8 @@
 """The ``occluded_mnist`` experiment (RLadder §3.1, Tables 1–2, Figure 4; SPEC §5–7) with
 the shared trainer::
 
-    pgm-ladder train occluded_mnist --preset smoke|cpu|paper --set model=ROW [--set regime=R]
-    pgm-ladder sweep occluded_mnist --preset cpu --seeds 0 1 --set model=ROW --out runs/omm/ROW
+    pgm-ladder train occluded_mnist --preset smoke|cpu|paper --set row=ROW [--set regime=R]
+    pgm-ladder sweep occluded_mnist --preset cpu --seeds 0 1 --set row=ROW --out runs/omm/ROW
     python -m experiments.occluded_mnist.tables runs/omm/*  [--markdown FILE]
 
 ``model`` is a row of :data:`.config.ROWS`; ``regime`` one of :data:`.config.REGIMES`.
@@ -31,7 +31,7 @@ PROBE_SEQUENCES = 256  # training sequences the Figure-4 probe is fitted on
 
 
 def build(config: OccludedMNISTConfig, device: torch.device, seed: int) -> Parts:
-    spec = row_spec(config.model)
+    spec = row_spec(config.row)
     if config.threads:
         torch.set_num_threads(config.threads)
     model = build_model(config).to(device)

@@ -1,5 +1,5 @@
 """The rows of the paper's Tables 1–2 (RLadder §3.1): which model each row trains and which
-tasks it has. ``pgm-ladder train occluded_mnist --set model=ROW`` selects one."""
+tasks it has. ``pgm-ladder train occluded_mnist --set row=ROW`` selects one."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -57,7 +57,7 @@ def row_spec(name: str) -> RowSpec:
 
 def engine_config(config: OccludedMNISTConfig) -> ConvRLadderConfig:
     """The ConvRLadder of a ``ladder`` row (no class head without the classification task)."""
-    spec, net = row_spec(config.model), config.net
+    spec, net = row_spec(config.row), config.net
     return ConvRLadderConfig(in_channels=1, image_size=IMAGE_SIZE, channels=net.channels,
                              top_width=net.top_width, bottom_channels=net.bottom_channels,
                              num_classes=NUM_CLASSES if spec.classify else 0, kernel_size=net.kernel_size,
@@ -68,7 +68,7 @@ def engine_config(config: OccludedMNISTConfig) -> ConvRLadderConfig:
 
 def build_model(config: OccludedMNISTConfig) -> nn.Module:
     """The row's network, wrapped in :class:`MeanTeacher` in the ``mean_teacher`` regime."""
-    spec, net = row_spec(config.model), config.net
+    spec, net = row_spec(config.row), config.net
     try:
         if spec.kind == "ladder":
             model: nn.Module = LadderRow(engine_config(config))
@@ -80,6 +80,6 @@ def build_model(config: OccludedMNISTConfig) -> nn.Module:
     if config.regime != "mean_teacher":
         return model
     if not spec.classify:
-        raise ConfigError(f"regime=mean_teacher needs a classification task; row {config.model!r} has none")
+        raise ConfigError(f"regime=mean_teacher needs a classification task; row {config.row!r} has none")
     mt = config.mean_teacher
     return MeanTeacher(model, mt.ema_decay, mt.input_noise)

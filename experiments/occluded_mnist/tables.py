@@ -54,7 +54,7 @@ def group(results: Sequence[dict]) -> dict:
         if res.get("experiment") != "occluded_mnist":
             continue
         cfg = res["config"]
-        groups.setdefault((res["preset"], cfg["model"], cfg["regime"]), []).append(res)
+        groups.setdefault((res["preset"], cfg.get("row", cfg.get("model")), cfg["regime"]), []).append(res)
     return {(preset, row, regime): shared.summarise(runs, f"{row} / {regime} (preset {preset})")
             for (preset, row, regime), runs in groups.items()}
 

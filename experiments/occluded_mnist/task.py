@@ -45,7 +45,7 @@ def consistency_cost(student_logits: torch.Tensor, teacher_logits: torch.Tensor)
 
 def losses(model: nn.Module, batch: dict, config: OccludedMNISTConfig) -> dict:
     """The training cost (``"loss"``) and its logged terms for one batch."""
-    spec, task = row_spec(config.model), config.task
+    spec, task = row_spec(config.row), config.task
     frames, recon, labels = batch["frames"], batch["reconstruction"], batch["label"]
     bare = getattr(model, "module", model)  # the DDP wrapper holds the model as .module
     if task.input_noise > 0 and not isinstance(bare, MeanTeacher):
@@ -75,7 +75,7 @@ def losses(model: nn.Module, batch: dict, config: OccludedMNISTConfig) -> dict:
 def evaluate(model: nn.Module, data: Sequences, config: OccludedMNISTConfig, device,
              chunk: int = 100) -> dict:
     """The scores of the module docstring (``model`` in eval mode)."""
-    spec = row_spec(config.model)
+    spec = row_spec(config.row)
     wrong = wrong_student = sq_err = 0.0
     for start in range(0, len(data), chunk):
         batch = data.batch(torch.arange(start, min(start + chunk, len(data))))

@@ -5,7 +5,7 @@
 from pgm_ladder.training.spec import ExperimentSpec
 
 from .check import register as register_check
-from .experiment import PRESETS, TemporalConfig, build
+from .experiment import PRESETS, RENAMED, TemporalConfig, build
 
 SPEC = ExperimentSpec(
     name="temporal",
@@ -14,5 +14,6 @@ SPEC = ExperimentSpec(
     build=build,
     home=__name__,
     check=register_check,
+    renamed=RENAMED,
     description="temporal RLadder and ablations on the embedded temporal Gaussian hierarchy (SPEC §2.2)",
 )

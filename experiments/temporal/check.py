@@ -84,7 +84,7 @@ def results_payload(args, model, config, data, scores, train_results, wall, devi
     payload = {name: scores[name] for name in scores}
     payload["kalman"] = {"optimal_mse": data.optimal_mse, "eval_sequences": data.size}
     payload["settings"] = {
-        "model": config.task.model, "model_args": exp.EMBEDDED_MODELS[config.task.model],
+        "explicit_model": config.task.explicit_model, "model_args": exp.EMBEDDED_MODELS[config.task.explicit_model],
         "preset": args.preset, "seed": args.seed, "frames": config.task.frames,
         "occlusion": config.task.occlusion, "target": config.task.target, "torch_threads": torch.get_num_threads(),
         "engines": {name: {"run_dir": str(res.run_dir), "steps": res.step, "config": config_to_dict(cfg),
@@ -102,7 +102,7 @@ def run(args) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     train_results = {engine: train_or_reuse(args, engine) for engine in ENGINES}
     config = train_results["rladder"][0]
-    model = exp.embedded_model(config.task.model)
+    model = exp.embedded_model(config.task.explicit_model)
     print(f"explicit model: {model}, occlusion {config.task.occlusion:g}")
     device = next(train_results["rladder"][1].model.parameters()).device
     engines = {name: res.model for name, (_, res) in train_results.items()}

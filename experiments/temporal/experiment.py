@@ -2,7 +2,7 @@
 sequences of the embedded temporal Gaussian hierarchy (SPEC §2.2, §3.2), with the shared
 trainer, and scored against the Kalman filter's optimal next-frame prediction (SPEC §4).
 
-The embedded model (``task.model = "default"``, ours): widths 8-4-2,
+The embedded model (``task.explicit_model = "default"``, ours): widths 8-4-2,
 :meth:`TemporalGaussianHierarchy.random` with seed 2017 — rotations shrunk by decays
 0.5 / 0.735 / 0.97 with speeds 1.0 / 0.55 / 0.1 from the bottom (slow dynamics at the
 top), stationary initial state, observation noise 0.5 — and about 30 % of the
@@ -25,26 +25,30 @@ from typing import Literal
 import torch
 
 from explicit_models.temporal_hierarchy import TemporalGaussianHierarchy
+from learned_inference import RLadderConfig
 from learned_inference.temporal import TemporalRLadder, TemporalRLadderConfig
+from pgm_ladder.embedded import EmbeddedModels
 from pgm_ladder.harness import temporal as harness
 from pgm_ladder.training.batches import SampledStream
-from pgm_ladder.training.config import ExperimentConfig, OptimConfig, TrainConfig
+from pgm_ladder.training.config import ExperimentConfig, OptimConfig, cosine_schedule
 from pgm_ladder.training.spec import Parts
 
 #: the embedded default model: ``TemporalGaussianHierarchy.random`` arguments (ours; every
 #: argument pinned, so a change of ``random``'s defaults cannot change it)
-EMBEDDED_MODELS = {"default": dict(widths=[8, 4, 2], seed=2017, noise_std=0.5, decays=[0.5, 0.735, 0.97],
-                                   rotation_speeds=[1.0, 0.55, 0.1], scales=[1.0, 1.0, 1.0], weight_scale=1.0,
-                                   init="stationary")}
+EMBEDDED_MODELS = EmbeddedModels(TemporalGaussianHierarchy.random, {
+    "default": dict(widths=[8, 4, 2], seed=2017, noise_std=0.5, decays=[0.5, 0.735, 0.97],
+                    rotation_speeds=[1.0, 0.55, 0.1], scales=[1.0, 1.0, 1.0], weight_scale=1.0,
+                    init="stationary")})
+#: the embedded explicit model by name, float64
+embedded_model = EMBEDDED_MODELS.build
+#: deprecated config keys: the explicit model's name, and the RLadder fields that
+#: ``TemporalRLadderConfig`` now holds in its ``ladder`` section
+RENAMED = {"task.model": "task.explicit_model",
+           **{f"rladder.{f.name}": f"rladder.ladder.{f.name}" for f in dataclasses.fields(RLadderConfig)
+              if f.name not in ("input_dim", "num_classes")}}
 #: engine name -> the ablation switches it sets on the RLadder config (paper Table 1)
 ENGINES = {"rladder": {}, "no_decoder": {"use_decoder": False},
            "no_decoder_to_encoder": {"decoder_to_encoder": False}}
-
-
-def embedded_model(name: str) -> TemporalGaussianHierarchy:
-    if name not in EMBEDDED_MODELS:
-        raise ValueError(f"task.model: expected one of {sorted(EMBEDDED_MODELS)}, got {name!r}")
-    return TemporalGaussianHierarchy.random(**EMBEDDED_MODELS[name])
 
 
 @dataclass
@@ -55,7 +59,7 @@ class TemporalTask:
     ``e_L,t``; 0 = off); ``vb_sweeps`` the online VB filter's sweeps per frame in the
     scores; ``eval_sequences`` fresh sequences drawn with ``eval_seed``."""
 
-    model: Literal["default"] = "default"
+    explicit_model: Literal["default"] = "default"
     engine: Literal["rladder", "no_decoder", "no_decoder_to_encoder"] = "rladder"
     frames: int = 20
     occlusion: float = 0.3
@@ -73,7 +77,7 @@ class TemporalTask:
 
 
 def _rladder_default() -> TemporalRLadderConfig:
-    return TemporalRLadderConfig(obs_dim=8, hidden_dims=(64, 32))
+    return TemporalRLadderConfig.make(obs_dim=8, hidden_dims=(64, 32))
 
 
 @dataclass
@@ -85,8 +89,8 @@ class TemporalConfig(ExperimentConfig):
 def engine_config(config: TemporalConfig, model: TemporalGaussianHierarchy) -> TemporalRLadderConfig:
     """The RLadder config with the engine's ablation switches and the model's widths."""
     top = model.widths[-1] if config.task.top_weight > 0 else 0
-    return dataclasses.replace(config.rladder, obs_dim=model.widths[0], top_dim=top,
-                               **ENGINES[config.task.engine])
+    ladder = dataclasses.replace(config.rladder.ladder, **ENGINES[config.task.engine])
+    return dataclasses.replace(config.rladder, obs_dim=model.widths[0], top_dim=top, ladder=ladder)
 
 
 def eval_set(model: TemporalGaussianHierarchy, task: TemporalTask) -> harness.PredictionEvalSet:
@@ -120,7 +124,7 @@ def task_losses(engine, batch, task: TemporalTask) -> dict:
 
 
 def build(config: TemporalConfig, device: torch.device, seed: int) -> Parts:
-    model = embedded_model(config.task.model)
+    model = embedded_model(config.task.explicit_model)
     engine = TemporalRLadder(engine_config(config, model)).to(device)
     task = config.task
 
@@ -145,12 +149,10 @@ def build(config: TemporalConfig, device: torch.device, seed: int) -> Parts:
 def _preset(steps: int, batch_size: int, eval_sequences: int, hidden=(64, 32), lr: float = 5e-3,
             frames: int = 20) -> TemporalConfig:
     return TemporalConfig(
-        train=TrainConfig(steps=steps, batch_size=batch_size, schedule="cosine", grad_clip=1.0,
-                          warmup_steps=min(100, steps // 10), checkpoint_every=max(1, steps // 4),
-                          log_every=max(1, steps // 50)),
+        train=cosine_schedule(steps, batch_size, grad_clip=1.0),
         optim=OptimConfig(lr=lr),
         task=TemporalTask(frames=frames, eval_sequences=eval_sequences),
-        rladder=TemporalRLadderConfig(obs_dim=8, hidden_dims=hidden),
+        rladder=TemporalRLadderConfig.make(obs_dim=8, hidden_dims=hidden),
     )
 
 
