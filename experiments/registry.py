@@ -17,7 +17,7 @@ from importlib.metadata import entry_points
 from pgm_ladder.training.errors import ConfigError
 from pgm_ladder.training.spec import ExperimentSpec
 
-from experiments import mixture, occluded_mnist, static, temporal, toy
+from experiments import mixture, occluded_mnist, shapes, static, temporal, toy
 
 #: the experiments of this repository, one line each
 BUILT_IN: tuple[ExperimentSpec, ...] = (
@@ -26,6 +26,7 @@ BUILT_IN: tuple[ExperimentSpec, ...] = (
     temporal.SPEC,
     mixture.SPEC,
     occluded_mnist.SPEC,
+    shapes.SPEC,
 )
 
 ENTRY_POINT_GROUP = "pgm_ladder.experiments"

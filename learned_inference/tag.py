@@ -14,8 +14,24 @@ projection width ``P``. Per iteration, from the current group means ``z`` and ma
     z_k     = Linear(e.denoised)  (sigmoid for bernoulli);  logits_k = Linear(e.denoised)
     m       = softmax over groups of the logits;  class probs from e.class_logits (tag_costs)
 
-Init: ``m = softmax_k(N(0, 1))`` (drawn with the ``generator`` passed to ``forward`` when
-given, on its device), ``z = init_mean``.
+Init: ``m = softmax_k(N(0, s²))``, ``s = init_logit_std`` (drawn with the ``generator``
+passed to ``forward`` when given, on its device), ``z = init_mean``.
+
+Levers that are OURS (the papers are silent; each a config field, off by default, measured
+in docs/results/grouping-levers.md):
+
+* ``mask_skip`` — a per-pixel skip into the mask logits: ``"input"`` adds ``log L(m)``
+  (the likelihood of the *input* means), ``"output"`` adds ``log p(x̃_i | z_new,ik)`` (the
+  likelihood of the means this iteration outputs), so that the learned logits correct VB's
+  mask update ``π_ik ∝ ρ_k p(x̃_i | μ_ik)`` (SPEC §2.3) instead of having to compute the
+  per-pixel comparison across groups through the engine's bottleneck.
+* ``z_skip`` — a residual update of the means, ``z_new = z + head(e)``.
+* ``z_rank`` — the means' read-out through a linear bottleneck of ``z_rank`` units (0: a
+  full ``P → N`` read-out): a group's mean then lies in a learned ``z_rank``-dimensional
+  appearance subspace, as a group's appearance does in the explicit model (``μ_k = B h_k``),
+  so that one group cannot explain every pixel alike.
+* ``x_input`` — ``x̃`` as a fifth per-group input (at iteration 1 every group has the same
+  ``z``, so the engine otherwise sees ``x̃`` only through ``δz = m·(x̃ − z)/λ``).
 
 Design choices that are OURS (documented):
 
@@ -42,7 +58,8 @@ import torch
 from torch import nn
 
 from explicit_models.tagger_vb import (binary_mask_likelihood, binary_mean_gradient,
-                                       mask_likelihood, mean_gradient)
+                                       flipped_probs, gaussian_log_density, mask_likelihood,
+                                       mean_gradient)
 
 from . import config_utils as cu
 from .base import EngineOutput, InferenceEngine, IterationOutput
@@ -52,6 +69,7 @@ from .rladder import RLadder, RLadderConfig
 from .tag_costs import TagCost, group_class_log_probs, tag_cost
 
 LIKELIHOODS = ("gaussian", "bernoulli")
+MASK_SKIPS = ("none", "input", "output")
 
 
 def build_inner_engine(config: Union[LadderConfig, RLadderConfig]) -> Union[Ladder, RLadder]:
@@ -88,6 +106,11 @@ class TagConfig:
         projection_norm: ``"batch"`` | ``"layer"`` | ``"none"``.
         init_variance: initial learned ``v`` (gaussian, > min_variance).
         min_variance: floor of ``v`` (> 0).
+        init_logit_std: std ``s`` of the random initial mask logits (> 0).
+        mask_skip: ``"none"`` | ``"input"`` | ``"output"`` (module doc).
+        z_skip: residual means ``z_new = z + head(e)`` (module doc).
+        x_input: ``x̃`` as a fifth input to every group (module doc).
+        z_rank: width of the means' linear bottleneck (0: none; module doc).
     """
 
     input_dim: int
@@ -101,6 +124,11 @@ class TagConfig:
     projection_norm: str = "batch"
     init_variance: float = 1.0
     min_variance: float = 1e-6
+    init_logit_std: float = 1.0
+    mask_skip: str = "none"
+    z_skip: bool = False
+    x_input: bool = False
+    z_rank: int = 0
 
     def __post_init__(self) -> None:
         cu.check_positive_int(self.input_dim, "input_dim")
@@ -114,6 +142,11 @@ class TagConfig:
         cu.check_choice(self.likelihood, LIKELIHOODS, "likelihood")
         cu.check_nonnegative_int(self.num_classes, "num_classes")
         cu.check_choice(self.projection_norm, NORM_KINDS, "projection_norm")
+        cu.check_choice(self.mask_skip, MASK_SKIPS, "mask_skip")
+        cu.check_nonnegative_int(self.z_rank, "z_rank")
+        self.init_logit_std = _finite(self.init_logit_std, "init_logit_std")
+        if self.init_logit_std <= 0:
+            raise ValueError(f"init_logit_std: expected a float > 0, got {self.init_logit_std!r}")
         self.noise_var = cu.check_nonnegative_float(self.noise_var, "noise_var")
         self.init_mean = _finite(self.init_mean, "init_mean")
         self.min_variance = cu.check_nonnegative_float(self.min_variance, "min_variance")
@@ -183,9 +216,10 @@ class Tag(InferenceEngine):
         self.num_classes = config.num_classes
         N, P = config.input_dim, config.projection_dim
         self.engine = build_inner_engine(config.engine)
-        self.projection = nn.Linear(4 * N, P)
+        self.projection = nn.Linear((5 if config.x_input else 4) * N, P)
         self.projection_norm = make_norm(config.projection_norm, P)
-        self.z_head = nn.Linear(P, N)
+        self.z_head = (nn.Linear(P, N) if not config.z_rank else
+                       nn.Sequential(nn.Linear(P, config.z_rank, bias=False), nn.Linear(config.z_rank, N)))
         self.mask_head = nn.Linear(P, N)
         if config.likelihood == "gaussian":
             y = config.init_variance - config.min_variance
@@ -211,6 +245,8 @@ class Tag(InferenceEngine):
         gdev = generator.device if generator is not None else device
         logits = torch.randn(batch, groups, self.input_dim, generator=generator,
                              device=gdev, dtype=dtype).to(device)
+        if self.config.init_logit_std != 1.0:
+            logits = logits * self.config.init_logit_std
         z = torch.full((batch, groups, self.input_dim), self.config.init_mean,
                        device=device, dtype=dtype)
         return z, logits
@@ -233,13 +269,26 @@ class Tag(InferenceEngine):
         return (binary_mean_gradient(x_noisy, z, mask, beta),
                 binary_mask_likelihood(x_noisy, z, beta))
 
+    def pixel_log_likelihood(self, x_noisy: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``log p(x̃_i | z_ik)`` ``(B, K, N)`` under the corruption model: gaussian
+        ``N(x̃_i; z_ik, λ)``, bernoulli ``ξ_ik^x̃_i (1 − ξ_ik)^(1 − x̃_i)`` with
+        ``ξ = z(1 − 2β) + β`` (SPEC §2.3)."""
+        x = x_noisy.unsqueeze(1)
+        if self.config.likelihood == "gaussian":
+            return gaussian_log_density(x, z, self.config.noise_var + self.variance)
+        xi = flipped_probs(z, self.config.noise_var)
+        return x * torch.log(xi) + (1.0 - x) * torch.log1p(-xi)
+
     def step(self, x_noisy: torch.Tensor, z: torch.Tensor, mask: torch.Tensor,
              carry: Any = None) -> tuple[TagIteration, Any]:
         """One iteration from estimates ``z``, ``mask`` ``(B, K, N)``. RTagger: ``carry``
         from the previous step (``None``: a fresh zero carry); Tagger: ignored (``None``)."""
         B, K, N = z.shape
         delta_z, lik = self.tag_inputs(x_noisy, z, mask)
-        inputs = torch.cat([z, mask, delta_z, lik], dim=-1).reshape(B * K, 4 * N)
+        parts = [z, mask, delta_z, lik]
+        if self.config.x_input:
+            parts.append(x_noisy.unsqueeze(1).expand(B, K, N))
+        inputs = torch.cat(parts, dim=-1).reshape(B * K, len(parts) * N)
         h = torch.relu(self.projection_norm(self.projection(inputs)))
         if self.recurrent:
             if carry is None:
@@ -249,8 +298,14 @@ class Tag(InferenceEngine):
             eng, carry = self.engine(h, iterations=1).last, None
         z_new = self.z_head(eng.denoised).reshape(B, K, N)
         if self.config.likelihood == "bernoulli":
-            z_new = torch.sigmoid(z_new)
+            z_new = torch.sigmoid(z_new + torch.logit(z, eps=1e-6) if self.config.z_skip else z_new)
+        elif self.config.z_skip:
+            z_new = z + z_new
         logits = self.mask_head(eng.denoised).reshape(B, K, N)
+        if self.config.mask_skip == "input":
+            logits = logits + torch.log(lik.clamp_min(torch.finfo(lik.dtype).tiny))
+        elif self.config.mask_skip == "output":
+            logits = logits + self.pixel_log_likelihood(x_noisy, z_new)
         mask_new = torch.softmax(logits, dim=1)
         log_p = probs = None
         if self.num_classes > 0:

@@ -24,8 +24,9 @@ import torch
 from explicit_models.tagger_mixture import TaggerMixture
 from learned_inference import LadderConfig, RLadderConfig
 from learned_inference.tag import Tag, TagConfig
-from learned_inference.tag_costs import tag_cost
+from pgm_ladder import grouping
 from pgm_ladder.embedded import EmbeddedModels
+from pgm_ladder.grouping import TagSettings
 from pgm_ladder.harness import grouping as harness
 from pgm_ladder.training.batches import SampledStream
 from pgm_ladder.training.config import ExperimentConfig, OptimConfig, cosine_schedule
@@ -44,8 +45,9 @@ ENGINES = ("tagger", "rtagger")
 
 @dataclass
 class MixtureTask:
-    """What is trained and how it is scored. ``iterations`` TAG iterations in training and
-    evaluation; ``eval_samples`` fresh images drawn with ``eval_seed`` (the masks' random
+    """What is trained and how it is scored. ``iterations`` TAG iterations in training
+    (and evaluation); ``eval_iterations`` runs the trained engine longer in evaluation
+    (0: ``iterations``); ``eval_samples`` fresh images drawn with ``eval_seed`` (the masks' random
     initialisation too). For ``check mixture``: VB runs ``vb_max_iters`` iterations at most
     to convergence; the NUTS gold standard runs on the first ``gold_images`` of the eval
     images with ``gold_warmup`` + ``gold_samples`` draws."""
@@ -53,6 +55,7 @@ class MixtureTask:
     explicit_model: Literal["default"] = "default"
     engine: Literal["tagger", "rtagger"] = "rtagger"
     iterations: int = 4
+    eval_iterations: int = 0
     eval_samples: int = 500
     eval_seed: int = 20161205
     vb_max_iters: int = 500
@@ -60,14 +63,10 @@ class MixtureTask:
     gold_warmup: int = 200
     gold_samples: int = 200
 
-
-@dataclass
-class TagSettings:
-    """The TAG wrapper's own settings (SPEC §3.3); the inner engine is the ``ladder`` or
-    ``rladder`` section (its ``input_dim`` is set to ``projection_dim``)."""
-
-    projection_dim: int = 256
-    projection_norm: Literal["batch", "layer", "none"] = "batch"
+    @property
+    def scored_iterations(self) -> int:
+        """The iterations run in evaluation (``eval_iterations`` or ``iterations``)."""
+        return max(self.iterations, self.eval_iterations)
 
 
 def _ladder_default() -> LadderConfig:
@@ -89,9 +88,8 @@ class MixtureConfig(ExperimentConfig):
 def tag_config(config: MixtureConfig, model: TaggerMixture) -> TagConfig:
     """The TAG config of the chosen engine, sized from ``model``."""
     inner = config.ladder if config.task.engine == "tagger" else config.rladder
-    return TagConfig(input_dim=model.num_pixels, engine=inner, noise_var=float(model.noise_std) ** 2,
-                     groups=model.num_groups, projection_dim=config.tag.projection_dim,
-                     projection_norm=config.tag.projection_norm, init_mean=0.0)
+    return grouping.tag_config(config.tag, inner, pixels=model.num_pixels,
+                               noise_var=float(model.noise_std) ** 2, groups=model.num_groups)
 
 
 def eval_set(model: TaggerMixture, task: MixtureTask) -> harness.GroupingEvalSet:
@@ -99,12 +97,11 @@ def eval_set(model: TaggerMixture, task: MixtureTask) -> harness.GroupingEvalSet
     return harness.grouping_eval_set(model, task.eval_samples, task.eval_seed)
 
 
-def task_losses(net, batch, task: MixtureTask) -> dict:
-    """TAG's cost averaged over iterations (nats per pixel), SPEC §3.3."""
+def task_losses(net, batch, config: MixtureConfig) -> dict:
+    """TAG's cost over iterations (nats per pixel), SPEC §3.3, weighted as ``tag.cost_weighting``."""
     x_noisy, x_clean = batch
-    cost = tag_cost(net(x_noisy, iterations=task.iterations), x_clean)
-    per_pixel = cost.per_iteration.detach() / x_clean.shape[1]
-    return {"loss": cost.per_pixel, "cost_first": per_pixel[0], "cost_last": per_pixel[-1]}
+    return grouping.grouping_losses(net(x_noisy, iterations=config.task.iterations), x_clean,
+                                    config.tag.cost_weighting)
 
 
 def build(config: MixtureConfig, device: torch.device, seed: int) -> Parts:
@@ -120,11 +117,11 @@ def build(config: MixtureConfig, device: torch.device, seed: int) -> Parts:
     def evaluate(engine) -> dict:
         if "data" not in cache:
             cache["data"] = eval_set(model, config.task)
-        scores, _ = harness.score_groupings(engine, cache["data"], config.task.iterations, device)
+        scores, _ = harness.score_groupings(engine, cache["data"], config.task.scored_iterations, device)
         return {f"{name}/iter{t}": v for name, values in scores.items() for t, v in enumerate(values, 1)}
 
     return Parts(model=net, train_batches=SampledStream(sample_batch, config.train.batch_size, seed),
-                 loss=lambda engine, batch: task_losses(engine, batch, config.task), evaluate=evaluate)
+                 loss=lambda engine, batch: task_losses(engine, batch, config), evaluate=evaluate)
 
 
 def _preset(steps: int, batch_size: int, eval_samples: int, projection: int, hidden, lr=1e-3,

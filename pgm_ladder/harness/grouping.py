@@ -5,6 +5,7 @@ denoising cost and by the MSE of ``Σ_k m_k z_k`` against the clean image (SPEC 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -16,13 +17,16 @@ from pgm_ladder.harness.batches import concat_per_iteration, map_batches
 
 @dataclass
 class GroupingEvalSet:
-    """Fresh samples of the model (``x`` clean, ``x_noisy``, ``z`` the true group of every
-    pixel) and the generator seed of the engines' random mask initialisation."""
+    """Evaluation images (``x`` clean, ``x_noisy``, ``z`` the true group of every pixel,
+    all ``(n, pixels)``) and the generator seed of the engines' random mask initialisation.
+    ``true_mask_max`` ``(n, pixels)``: the largest true mask value of each pixel — only pixels
+    where it exceeds 0.9 are scored (Tagger's rule, SPEC §3.3; ``None``: every pixel)."""
 
     x: torch.Tensor
     x_noisy: torch.Tensor
     z: torch.Tensor
     init_seed: int
+    true_mask_max: Optional[torch.Tensor] = None
 
     @property
     def size(self) -> int:
@@ -64,6 +68,6 @@ def score_groupings(net, data: GroupingEvalSet, iterations: int, device) -> tupl
     """``{"ami", "ari", "cost", "mse"}`` per iteration (cost: nats per pixel; mse per pixel)
     and the last iteration's masks."""
     masks, denoised, costs = engine_groupings(net, data, iterations, device)
-    scores = [metrics.grouping_scores(data.z, m) for m in masks]
+    scores = [metrics.grouping_scores(data.z, m, data.true_mask_max) for m in masks]
     return ({"ami": [s["ami"] for s in scores], "ari": [s["ari"] for s in scores], "cost": costs,
              "mse": [mse_per_pixel(d, data.x) for d in denoised]}, masks[-1])

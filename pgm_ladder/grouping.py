@@ -1,0 +1,72 @@
+"""What every grouping experiment shares (SPEC §3.3): the TAG section of its config, the
+TAG config it makes for an inner engine, and the training cost over iterations."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Union
+
+import torch
+
+from learned_inference import LadderConfig, RLadderConfig, TagConfig
+from learned_inference.tag_costs import tag_cost
+
+COST_WEIGHTINGS = ("uniform", "increasing", "last")
+
+
+@dataclass
+class TagSettings:
+    """The TAG wrapper's settings (SPEC §3.3; ``learned_inference.tag`` documents the
+    levers that are ours). The inner engine is the experiment's ``ladder`` or ``rladder``
+    section (its ``input_dim`` is set to ``projection_dim``). ``cost_weighting``: how the
+    per-iteration costs are averaged in training — ``uniform`` (the papers'), ``increasing``
+    (weights ``t / Σ t``) or ``last`` (the last iteration only)."""
+
+    projection_dim: int = 256
+    projection_norm: Literal["batch", "layer", "none"] = "batch"
+    init_logit_std: float = 1.0
+    mask_skip: Literal["none", "input", "output"] = "none"
+    z_skip: bool = False
+    x_input: bool = False
+    z_rank: int = 0
+    cost_weighting: Literal["uniform", "increasing", "last"] = "uniform"
+
+
+def tag_config(settings: TagSettings, inner: Union[LadderConfig, RLadderConfig], *, pixels: int,
+               noise_var: float, groups: int, likelihood: str = "gaussian", num_classes: int = 0,
+               init_mean: float = 0.0) -> TagConfig:
+    """The :class:`TagConfig` of a Tagger (``inner`` a LadderConfig) or an RTagger (an
+    RLadderConfig) for images of ``pixels`` pixels."""
+    return TagConfig(input_dim=pixels, engine=inner, noise_var=noise_var, groups=groups,
+                     projection_dim=settings.projection_dim, projection_norm=settings.projection_norm,
+                     likelihood=likelihood, num_classes=num_classes, init_mean=init_mean,
+                     init_logit_std=settings.init_logit_std, mask_skip=settings.mask_skip,
+                     z_skip=settings.z_skip, x_input=settings.x_input, z_rank=settings.z_rank)
+
+
+def iteration_weights(iterations: int, weighting: str) -> torch.Tensor:
+    """Weights summing to 1 over ``iterations`` for ``weighting`` (:class:`TagSettings`)."""
+    if weighting not in COST_WEIGHTINGS:
+        raise ValueError(f"cost_weighting: expected one of {COST_WEIGHTINGS}, got {weighting!r}")
+    if weighting == "uniform":
+        w = torch.ones(iterations)
+    elif weighting == "increasing":
+        w = torch.arange(1, iterations + 1, dtype=torch.float32)
+    else:
+        w = torch.zeros(iterations)
+        w[-1] = 1.0
+    return w / w.sum()
+
+
+def grouping_losses(output, x_clean: torch.Tensor, weighting: str = "uniform") -> dict:
+    """TAG's cost (nats per pixel) weighted over iterations, with the first and last
+    iterations' costs for the log."""
+    cost = tag_cost(output, x_clean)
+    N = x_clean.shape[1]
+    per_iteration = cost.per_iteration
+    if weighting == "uniform":
+        loss = cost.per_pixel  # the papers' mean over iterations (kept bit-identical)
+    else:
+        w = iteration_weights(len(per_iteration), weighting).to(per_iteration)
+        loss = (w * per_iteration).sum() / N
+    per_pixel = per_iteration.detach() / N
+    return {"loss": loss, "cost_first": per_pixel[0], "cost_last": per_pixel[-1]}
