@@ -34,23 +34,49 @@ from pyro.infer import MCMC, NUTS
 from pyro.infer.autoguide.initialization import init_to_value
 from pyro.ops.stats import effective_sample_size, split_gelman_rubin
 
+from .tagger_relabel import align_chains, groups_exchangeable, relabel_draws, relabel_groups
+
 
 @dataclass
 class GoldStandard:
-    """NUTS gold standard on ``B`` images (SPEC §2.3, §4).
+    """NUTS gold standard on ``B`` images (SPEC §2.3, §4), from ``num_chains`` chains.
 
-    ``assign_probs`` ``(B, K, N)``: ``E_h[p(z_i = k | h, x̃_i)]`` over the NUTS draws;
+    ``assign_probs`` ``(B, K, N)``: ``E_h[p(z_i = k | h, x̃_i)]`` over the draws of all chains,
+    relabelled to one labelling of the groups first (exchangeable groups: every chain by
+    :func:`align_chains`, then every draw by :func:`relabel_draws`; see the ``align`` option
+    of :func:`nuts_gold_standard`);
     ``denoised`` ``(B, N)``: posterior mean of the clean ``x`` (gaussian
     ``E_h Σ_k p(z_i=k | h, x̃_i)(σ² μ_ik + σ_k² x̃_i)/λ_k``; bernoulli ``P(x_i = 1 | x̃)``);
-    ``samples`` ``(S, B, K, d)`` the draws of ``h``; ``diagnostics``: ``r_hat_max`` and
-    ``n_eff_min`` (:func:`effective_sizes`) over all coordinates of ``h`` (split-chain, one chain; large under label
-    switching, which does not harm ``assign_probs`` up to the groups' permutation),
-    ``r_hat_loglik_max`` / ``n_eff_loglik_min`` of the per-image ``log p(x̃ | h)`` (invariant
-    to label switching), ``divergences``, ``step_size``, ``potential_evals`` (gradient
-    evaluations; ``"potential"`` backend without jit), ``init``, ``backend``; ``wall_s`` the
-    seconds taken (VB init + warmup + sampling + summaries); ``assign_probs_se``
+    ``samples`` ``(C·S, B, K, d)`` the draws of ``h``, chain after chain, relabelled like
+    ``assign_probs`` (:attr:`chain_samples` views them as ``(C, S, B, K, d)``); ``num_chains``
+    ``C``.
+
+    ``diagnostics`` (scalars and short lists; every r̂ is Pyro's ``split_gelman_rubin`` across
+    the ``C`` chains, every effective size Pyro's multi-chain ``effective_sample_size`` capped
+    as in :func:`effective_sizes`): ``r_hat_max`` = ``r_hat_h_max``, the largest r̂ over all
+    coordinates of the relabelled ``h`` and all images; ``r_hat_h_fraction_ok`` the fraction
+    of images whose largest r̂ on ``h`` is ≤ ``r_hat_target`` (:data:`R_HAT_TARGET`);
+    ``worst_images`` the indices of the (up to 5) images with the largest r̂ on ``h``, worst
+    first, and ``r_hat_h_worst`` their r̂; ``n_eff_min`` the smallest effective size over
+    ``h``; ``r_hat_loglik_max`` / ``n_eff_loglik_min`` of the per-image ``log p(x̃ | h)``
+    (invariant to relabelling); ``loglik_chain_spread_max`` the largest spread (max − min over
+    chains) of a chain's mean ``log p(x̃ | h)`` on one image, nats (large: the chains sit in
+    different modes, not in copies of one mode); ``alignment`` the relabelling applied
+    (``"draws"``, ``"chains"`` or ``"none"``) and ``aligned`` whether any was;
+    ``relabelled_fraction`` the fraction of (chain, image) pairs whose groups the chain
+    alignment permuted and ``relabelled_draw_fraction`` the fraction of draws that the
+    per-draw relabelling permuted further; ``num_chains``; ``num_samples`` (draws per chain);
+    ``warmup``; ``divergences`` (all chains); ``step_size`` (the smallest over chains) and
+    ``step_sizes``; ``potential_evals`` (gradient evaluations, all chains; ``"potential"``
+    backend without jit); ``init``; ``backend``.
+
+    ``per_image``: tensors ``r_hat_h`` ``(B,)`` (largest over ``h``), ``r_hat_loglik`` ``(B,)``,
+    ``n_eff_h`` ``(B,)`` (smallest over ``h``), ``loglik_chain_means`` ``(C, B)`` and ``perms``
+    ``(C, B, K)`` (chain ``c``'s group ``perms[c, b, k]`` became group ``k``), and with per-draw
+    relabelling ``draw_perms`` ``(C, S, B, K)`` (the same for each draw, composed). ``wall_s`` the
+    seconds taken (VB starts + warmup + sampling + summaries); ``assign_probs_se``
     ``(B, K, N)`` and ``denoised_se`` ``(B, N)``: Monte-Carlo standard errors of those means
-    (:func:`monte_carlo_se`).
+    (:func:`monte_carlo_se` across the chains).
     """
 
     assign_probs: torch.Tensor
@@ -60,6 +86,13 @@ class GoldStandard:
     wall_s: float = 0.0
     assign_probs_se: Optional[torch.Tensor] = None
     denoised_se: Optional[torch.Tensor] = None
+    num_chains: int = 1
+    per_image: dict = field(default_factory=dict)
+
+    @property
+    def chain_samples(self) -> torch.Tensor:
+        """``samples`` as ``(C, S, B, K, d)``."""
+        return self.samples.reshape(self.num_chains, -1, *self.samples.shape[1:])
 
 
 # ---------------------------------------------------------------------- exact enumeration
@@ -164,23 +197,35 @@ def exact_enumeration(model, x_noisy, max_assignments: int = 2 ** 16, method: st
 
 
 # ---------------------------------------------------------------------- NUTS
-def multistart_vb_means(model, x_noisy, restarts: int, iters: int, generator=None,
-                        max_batch: int = 4096) -> torch.Tensor:
-    """Per image, ``η`` ``(B, K, d)`` of the highest-ELBO run among ``restarts`` VB runs of
-    ``iters`` iterations from random ``π0`` (Tagger-style softmax of ``N(0, 1)`` logits)."""
+#: the split-r̂ below which a gold-standard image counts as converged
+R_HAT_TARGET = 1.05
+
+
+def multistart_vb(model, x_noisy, restarts: int, iters: int, generator=None,
+                  max_batch: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image, ``(η (B, K, d), S (B, K, d, d))`` of ``q(h)`` from the highest-ELBO run among
+    ``restarts`` VB runs of ``iters`` iterations from random ``π0`` (Tagger-style softmax of
+    ``N(0, 1)`` logits, drawn from ``generator``)."""
     B = x_noisy.shape[0]
     R = max(int(restarts), 1)
     per = max(1, int(max_batch) // R)
-    out = []
+    etas, covs = [], []
     for b0 in range(0, B, per):
         xb = x_noisy[b0:b0 + per]
         nb = xb.shape[0]
         st = model.vb_converged(xb.repeat_interleave(R, 0), max_iters=max(int(iters), 1), tol=0.0,
                                 generator=generator)
         best = st.elbo.reshape(nb, R).argmax(1)
-        eta = st.eta.reshape(nb, R, *st.eta.shape[1:])
-        out.append(eta[torch.arange(nb), best])
-    return torch.cat(out, 0)
+        rows = torch.arange(nb)
+        etas.append(st.eta.reshape(nb, R, *st.eta.shape[1:])[rows, best])
+        covs.append(st.S.reshape(nb, R, *st.S.shape[1:])[rows, best])
+    return torch.cat(etas, 0), torch.cat(covs, 0)
+
+
+def multistart_vb_means(model, x_noisy, restarts: int, iters: int, generator=None,
+                        max_batch: int = 4096) -> torch.Tensor:
+    """``η`` ``(B, K, d)`` of :func:`multistart_vb` (the best of ``restarts`` VB runs per image)."""
+    return multistart_vb(model, x_noisy, restarts, iters, generator, max_batch)[0]
 
 
 class _RNGState:
@@ -200,144 +245,259 @@ class _RNGState:
         return False
 
 
-def nuts_gold_standard(model, x_noisy, num_samples: int, warmup: int, seed: int = 0, *, init="vb",
-                       vb_restarts: int = 32, vb_iters: int = 30, jit_compile: bool = False,
-                       backend: str = "potential",
+def nuts_gold_standard(model, x_noisy, num_samples: int, warmup: int, seed: int = 0, *, num_chains: int = 4,
+                       init="vb", init_jitter: float = 2.0, align="auto", vb_restarts: int = 32,
+                       vb_iters: int = 30, jit_compile: bool = False, backend: str = "potential",
                        target_accept_prob: float = 0.8, max_tree_depth: int = 8,
                        image_chunk: int = 20, num_threads: Optional[int] = 1) -> GoldStandard:
-    """NUTS gold standard (SPEC §2.3): one chain over ``h`` ``(B, K, d)`` for the whole batch —
-    the posterior factorises over images, so one chain on the product space is exact (the
-    step size and the diagonal mass matrix are adapted jointly) — with ``z`` summed out per
-    pixel; then ``assign_probs = E_h[p(z_i=k | h, x̃_i)]`` and the posterior mean of ``x``.
+    """NUTS gold standard (SPEC §2.3): ``num_chains`` chains over ``h`` ``(B, K, d)``, each over
+    the whole batch — the posterior factorises over images, so one chain on the product space
+    is exact (the step size and the diagonal mass matrix are adapted jointly) — with ``z``
+    summed out per pixel; then the draws are relabelled to one labelling of the groups
+    (``align``, below), ``assign_probs = E_h[p(z_i=k | h, x̃_i)]`` and the posterior mean
+    of ``x`` are averaged over all their draws, and split-r̂ / effective sizes are computed
+    across the chains on the relabelled ``h`` and on ``log p(x̃ | h)`` (fields and diagnostics:
+    :class:`GoldStandard`).
+
+    **Chains.** Run one after another in this process (one Pyro ``MCMC`` each, which is what
+    Pyro's own sequential sampler does; ``MCMC(num_chains=C)`` would fork ``C`` worker
+    processes whenever ``C`` is below the CPU count — on CPU, NUTS over small tensors gains
+    nothing from a second core and competes with whatever else runs). Each chain adapts its
+    own step size and mass matrix.
+
+    **Starts** (``init``): ``"vb"`` (default) — chain ``c`` starts from the ``η`` of the best of
+    ``vb_restarts`` random-start VB runs of ``vb_iters`` iterations (:func:`multistart_vb`),
+    every chain with its own restarts (one generator seeded with ``seed``, drawn chain after
+    chain: chain 0 gets the start a one-chain run always had), plus a jitter
+    ``init_jitter · chol(S) ε``, ``ε ~ N(0, I)``, with ``S`` that VB run's ``q(h)`` covariance.
+    Why: the posterior over ``h`` is strongly multimodal (which group explains which pixels)
+    and NUTS does not hop between modes; a single VB start leaves many images in a mode tens
+    of nats below the dominant one, so every chain starts in the dominant mode as far as 32
+    restarts find it. Independent restarts make the chains' modes independent findings — a
+    chain that lands in a different (non-permuted) mode shows up as a large r̂ and a large
+    ``loglik_chain_spread_max`` instead of going unnoticed — and the jitter overdisperses
+    the starts within the mode, which makes r̂ a test of mixing rather than of identical
+    starts: on the check's images the best VB ``η`` lies within 0.06 posterior standard
+    deviations of the posterior mean (median over images) and VB's standard deviations are
+    close to the posterior's (ratio posterior/VB: median 1.09, up to 2.7 where two groups
+    look alike), so without jitter every chain would start at the same point, and with
+    ``init_jitter = 2`` they start about two posterior standard deviations apart.
+    ``"prior"`` (draws from ``N(0, I)``), ``"uniform"`` (Pyro's default, ``U(−2, 2)``), or a
+    tensor ``(B, K, d)`` (every chain) or ``(C, B, K, d)`` (no jitter for tensors).
+
+    **Relabelling** (``align``): the posterior over ``h`` is invariant to permuting the groups
+    when they are exchangeable (:func:`groups_exchangeable`), so chains settle in different
+    labellings of the same mode, and when two of an image's groups have nearly the same
+    appearance a chain also swaps those two back and forth within one labelling (as the
+    posterior has it: the swapped point is as probable). ``"chains"``: each chain's groups
+    are permuted, per image, to agree best with the other chains (:func:`align_chains`);
+    ``"draws"``: then, in addition, every draw's groups (:func:`relabel_draws`), which
+    removes the within-chain swaps too — r̂ then measures mixing of the posterior over
+    groupings irrespective of their labels, the quantity the gold standard reports (AMI,
+    the predictive cost and the denoised image do not depend on the labels; ``assign_probs``
+    averages consistently labelled draws instead of blurring two swapped groups in
+    proportion to the time a chain spent in each labelling). ``"auto"`` (default):
+    ``"draws"`` for exchangeable groups, ``"none"`` otherwise (there a permuted mode is a
+    different mode and must count against convergence). ``True`` = ``"draws"``, ``False`` =
+    ``"none"``.
 
     ``backend``: ``"pyro"`` — ``NUTS(model.pyro_model, max_plate_nesting=2)``, ``z``
     marginalised by Pyro's enumeration (``TraceEnum`` machinery; ``jit_compile`` applies);
-    ``"potential"`` (default) — the same NUTS/MCMC on the hand-written potential ``−log p(x̃, h) = −log N(h; 0, I) − Σ_i logsumexp_k(log ρ_k +
-    log p(x̃_i | z_i=k, h))``, which the test-suite checks equals Pyro's enumerated log
-    joint. CPU seconds for 100 images of 12 × 12, K = 3, d = 8, 200 + 200 draws, one thread:
-    potential 28 (jit 24), pyro 72 (jit 44). ``max_tree_depth`` 8 (Pyro's default is 10;
-    ours, the adapted trees stay far below it). ``init``: ``"vb"`` (default; :func:`multistart_vb_means`: per image the ``η`` of
-    the best of ``vb_restarts`` random-start VB runs of ``vb_iters`` iterations — the
-    posterior over ``h`` is strongly multimodal (which group explains which pixels), NUTS
-    does not hop between those modes, and a single VB start leaves most chains in a mode
-    tens to hundreds of nats below the dominant one; the chain then explores one of the
-    ``K!`` label-permuted copies of the dominant mode), ``"prior"`` (a draw from
-    ``N(0, I)``), ``"uniform"`` (Pyro's default, ``U(−2, 2)``) or a tensor ``(B, K, d)``.
+    ``"potential"`` (default) — the same NUTS/MCMC on the hand-written potential
+    ``−log p(x̃, h) = −log N(h; 0, I) − Σ_i logsumexp_k(log ρ_k + log p(x̃_i | z_i=k, h))``,
+    which the test-suite checks equals Pyro's enumerated log joint (about 2.5× faster than
+    ``"pyro"`` without jit). ``max_tree_depth`` 8 (Pyro's default is 10; the adapted trees
+    stay far below it). Cost, one thread, 100 images of the check's model (12 × 12, K = 3,
+    d = 2), 200 + 200 draws per chain, on a shared 2-core machine: 4 chains ≈ 110 CPU
+    seconds, 1 chain ≈ 40 (docs/results/check-mixture.md, "Gold standard convergence").
     ``seed`` seeds Python/NumPy/torch for the run; their global states are restored after.
     ``num_threads``: torch intra-op threads during the run (restored after; None leaves
     them). NUTS evaluates many small tensors one after another, where a second thread
-    gains nothing and, on a loaded 2-core machine, costs a lot: 100 images of 12 × 12,
-    K = 3, d = 8, 200 + 200 draws took 41 s with 1 thread and 197 s with 2 (load ≈ 4).
+    gains nothing and, on a loaded 2-core machine, costs a lot (41 s with 1 thread against
+    197 s with 2 for one chain on 100 images of a d = 8 model, load ≈ 4).
     """
     threads = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(int(num_threads))
     try:
-        return _nuts_gold_standard(model, x_noisy, num_samples, warmup, seed, init, vb_restarts, vb_iters,
-                                   jit_compile, backend, target_accept_prob, max_tree_depth, image_chunk)
+        return _nuts_gold_standard(model, x_noisy, num_samples, warmup, seed, num_chains, init, init_jitter,
+                                   align, vb_restarts, vb_iters, jit_compile, backend, target_accept_prob,
+                                   max_tree_depth, image_chunk)
     finally:
         torch.set_num_threads(threads)
 
 
-def _nuts_gold_standard(model, x_noisy, num_samples, warmup, seed, init, vb_restarts, vb_iters, jit_compile,
-                        backend, target_accept_prob, max_tree_depth, image_chunk) -> GoldStandard:
+def _chain_starts(model, x, C, init, init_jitter, vb_restarts, vb_iters, seed):
+    """Starting ``h`` ``(C, B, K, d)`` of every chain and a description (:func:`nuts_gold_standard`)."""
+    B, K, d = x.shape[0], model.num_groups, model.basis_dim
+    if isinstance(init, torch.Tensor):
+        h0 = model._check_h(init)
+        if tuple(h0.shape) == (B, K, d):
+            h0 = h0.unsqueeze(0).expand(C, B, K, d)
+        if tuple(h0.shape) != (C, B, K, d):
+            raise ValueError(f"init: expected shape ({B}, {K}, {d}) or ({C}, {B}, {K}, {d}), got {tuple(h0.shape)}")
+        return h0.detach().clone(), "tensor"
+    if init == "vb":
+        gen = torch.Generator().manual_seed(int(seed))
+        starts = []
+        for _ in range(C):
+            eta, S = multistart_vb(model, x, vb_restarts, vb_iters, gen)
+            if init_jitter > 0:
+                eps = torch.randn(B, K, d, 1, dtype=model.dtype, device=model.device)
+                eta = eta + float(init_jitter) * (torch.linalg.cholesky(S) @ eps).squeeze(-1)
+            starts.append(eta)
+        name = f"vb (best of {int(vb_restarts)} restarts x {int(vb_iters)} iterations per chain"
+        return torch.stack(starts).detach(), name + (f", jitter {float(init_jitter):g} sd of q(h))"
+                                                     if init_jitter > 0 else ")")
+    if init == "prior":
+        return torch.randn(C, B, K, d, dtype=model.dtype, device=model.device), "prior"
+    if init == "uniform":
+        return 4.0 * torch.rand(C, B, K, d, dtype=model.dtype, device=model.device) - 2.0, "uniform"
+    raise ValueError(f"init must be 'vb', 'prior', 'uniform' or a tensor, got {init!r}")
+
+
+def _nuts_gold_standard(model, x_noisy, num_samples, warmup, seed, num_chains, init, init_jitter, align,
+                        vb_restarts, vb_iters, jit_compile, backend, target_accept_prob, max_tree_depth,
+                        image_chunk) -> GoldStandard:
     x = x_noisy
     B, K, d = x.shape[0], model.num_groups, model.basis_dim
+    C = int(num_chains)
+    if C < 1:
+        raise ValueError(f"num_chains must be at least 1, got {num_chains}")
+    if backend not in ("potential", "pyro"):
+        raise ValueError(f"backend must be 'potential' or 'pyro', got {backend!r}")
+    modes = {True: "draws", False: "none", "draws": "draws", "chains": "chains", "none": "none"}
+    if align == "auto":
+        align = "draws" if groups_exchangeable(model) else "none"
+    if not isinstance(align, (str, bool)) or align not in modes:
+        raise ValueError(f"align must be 'auto', 'draws', 'chains', 'none', True or False, got {align!r}")
+    mode = modes[align]
     t0 = time.perf_counter()
     evals = [0]
-    with _RNGState(seed):
-        if isinstance(init, torch.Tensor):
-            h0 = model._check_h(init)
-            if tuple(h0.shape) != (B, K, d):
-                raise ValueError(f"init: expected shape ({B}, {K}, {d}), got {tuple(h0.shape)}")
-            init_name = "tensor"
-        elif init == "vb":
-            h0 = multistart_vb_means(model, x, vb_restarts, vb_iters, torch.Generator().manual_seed(int(seed)))
-            init_name = f"vb (best of {int(vb_restarts)} restarts x {int(vb_iters)} iterations)"
-        elif init == "prior":
-            h0 = torch.randn(B, K, d, dtype=model.dtype, device=model.device)
-            init_name = "prior"
-        elif init == "uniform":
-            h0 = 4.0 * torch.rand(B, K, d, dtype=model.dtype, device=model.device) - 2.0
-            init_name = "uniform"
-        else:
-            raise ValueError(f"init must be 'vb', 'prior', 'uniform' or a tensor, got {init!r}")
-        h0 = h0.detach().clone()
-        common = dict(target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth, adapt_step_size=True,
-                      adapt_mass_matrix=True, full_mass=False)
-        if backend == "pyro":
-            kernel = NUTS(model.pyro_model, max_plate_nesting=2, jit_compile=jit_compile, ignore_jit_warnings=True,
-                          init_strategy=init_to_value(values={"h": h0}), **common)
-            mcmc = MCMC(kernel, num_samples=int(num_samples), warmup_steps=int(warmup), disable_progbar=True)
-            mcmc.run(x)
-        elif backend == "potential":
-            def potential_fn(params):
-                evals[0] += 1
-                return -model._log_joint(x, params["h"]).sum()
+    common = dict(target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth, adapt_step_size=True,
+                  adapt_mass_matrix=True, full_mass=False)
 
-            kernel = NUTS(potential_fn=potential_fn, jit_compile=jit_compile, ignore_jit_warnings=True, **common)
-            mcmc = MCMC(kernel, num_samples=int(num_samples), warmup_steps=int(warmup),
-                        initial_params={"h": h0}, disable_progbar=True)
-            mcmc.run()
-        else:
-            raise ValueError(f"backend must be 'potential' or 'pyro', got {backend!r}")
-    h = mcmc.get_samples()["h"].detach()  # (S, B, K, d)
-    assign, assign_se, denoised, denoised_se, loglik = [], [], [], [], []
+    def potential_fn(params):
+        evals[0] += 1
+        return -model._log_joint(x, params["h"]).sum()
+
+    draws, step_sizes, divergences = [], [], 0
+    with _RNGState(seed):
+        h0, init_name = _chain_starts(model, x, C, init, init_jitter, vb_restarts, vb_iters, seed)
+        for c in range(C):
+            if backend == "pyro":
+                kernel = NUTS(model.pyro_model, max_plate_nesting=2, jit_compile=jit_compile,
+                              ignore_jit_warnings=True, init_strategy=init_to_value(values={"h": h0[c]}), **common)
+                mcmc = MCMC(kernel, num_samples=int(num_samples), warmup_steps=int(warmup), disable_progbar=True)
+                mcmc.run(x)
+            else:
+                kernel = NUTS(potential_fn=potential_fn, jit_compile=jit_compile, ignore_jit_warnings=True, **common)
+                mcmc = MCMC(kernel, num_samples=int(num_samples), warmup_steps=int(warmup),
+                            initial_params={"h": h0[c]}, disable_progbar=True)
+                mcmc.run()
+            draws.append(mcmc.get_samples()["h"].detach())
+            divergences += int(sum(len(v) for v in mcmc.diagnostics().get("divergences", {}).values()))
+            step_sizes.append(float(kernel.step_size))
+    h = torch.stack(draws)  # (C, S, B, K, d)
+    S = h.shape[1]
     step = max(1, int(image_chunk))
+    identity = torch.arange(K, device=x.device)
     with torch.no_grad():
+        # pass 1: each chain's mean assignment probabilities (for the alignment) and log p(x̃ | h)
+        chain_probs, loglik = [], []
+        for b0 in range(0, B, step):
+            xb = x[b0:b0 + step]
+            if mode != "none" and C > 1:
+                chain_probs.append(torch.stack([model.assignment_probs_given_h(xb, h[c, :, b0:b0 + step]).mean(0)
+                                                for c in range(C)]))
+            loglik.append(torch.stack([model.marginal_log_likelihood(xb, h[c, :, b0:b0 + step]) for c in range(C)]))
+        loglik = torch.cat(loglik, -1)  # (C, S, B)
+        perms = align_chains(torch.cat(chain_probs, 1)) if chain_probs else identity.expand(C, B, K).clone()
+        h = relabel_groups(h, perms, 3).reshape(C * S, B, K, d)
+        draw_perms = perms.unsqueeze(1).expand(C, S, B, K).reshape(C * S, B, K).clone()
+        # pass 2: per-draw relabelling ("draws"), then means and Monte-Carlo errors over all draws
+        assign, assign_se, denoised, denoised_se = [], [], [], []
         for b0 in range(0, B, step):
             xb, hb = x[b0:b0 + step], h[:, b0:b0 + step]
-            for series, mean, se in ((model.assignment_probs_given_h(xb, hb), assign, assign_se),
+            probs = model.assignment_probs_given_h(xb, hb)  # (C·S, b, K, N)
+            if mode == "draws":
+                dp = relabel_draws(probs)
+                probs, hb = relabel_groups(probs, dp, 2), relabel_groups(hb, dp, 2)
+                h[:, b0:b0 + step] = hb
+                draw_perms[:, b0:b0 + step] = draw_perms[:, b0:b0 + step].gather(-1, dp)
+            for series, mean, se in ((probs, assign, assign_se),
                                      (model.clean_mean_given_h(xb, hb), denoised, denoised_se)):
                 mean.append(series.mean(0))
-                se.append(monte_carlo_se(series))
-            loglik.append(model.marginal_log_likelihood(xb, hb))
-    loglik = torch.cat(loglik, -1)  # (S, B)
-    diag = _diagnostics(mcmc, h, loglik)
-    diag["init"] = init_name
-    diag["backend"] = backend
+                se.append(monte_carlo_se(series, C))
+    h = h.reshape(C, S, B, K, d)
+    diag, per_image = _diagnostics(h, loglik, perms)
+    moved = (draw_perms.reshape(C, S, B, K) != perms.unsqueeze(1)).any(-1)
+    diag.update(alignment=mode, aligned=mode != "none", relabelled_draw_fraction=float(moved.double().mean()),
+                divergences=divergences, step_size=min(step_sizes), step_sizes=step_sizes, warmup=int(warmup),
+                init=init_name, backend=backend)
+    if mode == "draws":
+        per_image["draw_perms"] = draw_perms.reshape(C, S, B, K)
     if backend == "potential" and not jit_compile:
         diag["potential_evals"] = evals[0]
-    return GoldStandard(assign_probs=torch.cat(assign), denoised=torch.cat(denoised), samples=h, diagnostics=diag,
-                        wall_s=time.perf_counter() - t0, assign_probs_se=torch.cat(assign_se),
-                        denoised_se=torch.cat(denoised_se))
+    return GoldStandard(assign_probs=torch.cat(assign), denoised=torch.cat(denoised),
+                        samples=h.reshape(C * S, B, K, d), diagnostics=diag, wall_s=time.perf_counter() - t0,
+                        assign_probs_se=torch.cat(assign_se), denoised_se=torch.cat(denoised_se), num_chains=C,
+                        per_image=per_image)
 
 
-def monte_carlo_se(series: torch.Tensor) -> torch.Tensor:
-    """Monte-Carlo standard error of the mean of each entry of a one-chain series ``(S, ...)``:
-    ``sd / sqrt(n_eff)`` with Pyro's autocorrelation-based ``effective_sample_size``
-    (clamped to ``[1, S]``); zero for a constant series."""
-    S = series.shape[0]
-    if S < 4:
+def monte_carlo_se(series: torch.Tensor, num_chains: int = 1) -> torch.Tensor:
+    """Monte-Carlo standard error of the mean of each entry of ``series`` ``(C·S, ...)``
+    (``num_chains`` chains of ``S`` draws, chain after chain): ``sd / sqrt(n_eff)`` with the
+    pooled ``sd`` and Pyro's multi-chain ``effective_sample_size`` (:func:`effective_sizes`,
+    clamped to ``[1, C·S]``); zero for a constant series; NaN with fewer than 4 draws per
+    chain."""
+    total = series.shape[0]
+    if total // max(int(num_chains), 1) < 4:
         return torch.full(series.shape[1:], float("nan"), dtype=series.dtype, device=series.device)
     sd = series.std(0)
-    n_eff = effective_sizes(series.reshape(S, -1)).reshape(series.shape[1:]).clamp(1.0, float(S))
+    n_eff = effective_sizes(series.reshape(total, -1), num_chains).reshape(series.shape[1:]).clamp(1.0, float(total))
     return sd / n_eff.sqrt()
 
 
-def effective_sizes(series: torch.Tensor) -> torch.Tensor:
-    """Pyro's ``effective_sample_size`` of each column of a one-chain ``(S, M)`` series, with
-    Stan's cap ``S log10 S``: NUTS draws are often antithetic (ESS > S), and for strongly
-    antithetic columns the autocorrelation-sum estimator degenerates (negative or NaN)."""
-    S = series.shape[0]
-    cap = S * math.log10(max(S, 10))
-    ess = effective_sample_size(series.unsqueeze(0), 0, 1)
+def effective_sizes(series: torch.Tensor, num_chains: int = 1, block: int = 1024) -> torch.Tensor:
+    """Pyro's ``effective_sample_size`` of each column of a ``(C·S, M)`` series of
+    ``num_chains`` chains (chain after chain), with Stan's cap ``C·S log10(C·S)``: NUTS draws
+    are often antithetic (ESS > draws), and for strongly antithetic columns the
+    autocorrelation-sum estimator degenerates (negative or NaN)."""
+    C = max(int(num_chains), 1)
+    total = series.shape[0]
+    cap = total * math.log10(max(total, 10))
+    chains = series.reshape(C, total // C, -1)
+    # columns in blocks: the FFT autocorrelation pads each column to twice the next power of 2
+    ess = torch.cat([effective_sample_size(chains[..., j:j + block], 0, 1)
+                     for j in range(0, chains.shape[-1], block)]) if chains.shape[-1] else chains.new_zeros(0)
     bad = ~torch.isfinite(ess) | (ess <= 0) | (ess > cap)
     return torch.where(bad, torch.full_like(ess, cap), ess)
 
 
-def _diagnostics(mcmc, h, loglik) -> dict:
-    out = {}
-    flat = h.reshape(1, h.shape[0], -1)  # one chain
-    if h.shape[0] >= 4:
-        out["r_hat_max"] = float(split_gelman_rubin(flat, 0, 1).max())
-        out["n_eff_min"] = float(effective_sizes(flat[0]).min())
-        ll = loglik.unsqueeze(0)
-        out["r_hat_loglik_max"] = float(split_gelman_rubin(ll, 0, 1).max())
-        out["n_eff_loglik_min"] = float(effective_sizes(loglik).min())
-    div = mcmc.diagnostics().get("divergences", {})
-    out["divergences"] = int(sum(len(v) for v in div.values()))
-    kernel = mcmc.kernel
-    out["step_size"] = float(kernel.step_size)
-    out["num_samples"] = int(h.shape[0])
-    return out
+def _diagnostics(h, loglik, perms, worst: int = 5) -> tuple[dict, dict]:
+    """Convergence summaries of relabelled draws ``h`` ``(C, S, B, K, d)`` and ``log p(x̃ | h)``
+    ``(C, S, B)`` (:class:`GoldStandard` lists the keys)."""
+    C, S, B = h.shape[:3]
+    means = loglik.mean(1)  # (C, B)
+    out = {"num_chains": C, "num_samples": S, "r_hat_target": R_HAT_TARGET,
+           "relabelled_fraction": float((perms != torch.arange(perms.shape[-1], device=perms.device))
+                                        .any(-1).double().mean()),
+           "loglik_chain_spread_max": float((means.max(0).values - means.min(0).values).max())}
+    per_image = {"loglik_chain_means": means, "perms": perms}
+    if S >= 4:
+        flat = h.reshape(C, S, B, -1)
+        r_h = split_gelman_rubin(flat, 0, 1)  # (B, K·d)
+        r_h = torch.where(torch.isnan(r_h), torch.full_like(r_h, math.inf), r_h).max(-1).values  # (B,)
+        r_ll = split_gelman_rubin(loglik, 0, 1)  # (B,)
+        r_ll = torch.where(torch.isnan(r_ll), torch.full_like(r_ll, math.inf), r_ll)
+        ess_h = effective_sizes(flat.reshape(C * S, -1), C).reshape(B, -1).min(-1).values
+        ess_ll = effective_sizes(loglik.reshape(C * S, B), C)
+        order = torch.argsort(r_h, descending=True)[:worst]
+        out.update(r_hat_max=float(r_h.max()), r_hat_h_max=float(r_h.max()),
+                   r_hat_h_fraction_ok=float((r_h <= R_HAT_TARGET).double().mean()),
+                   worst_images=[int(i) for i in order], r_hat_h_worst=[float(r_h[i]) for i in order],
+                   n_eff_min=float(ess_h.min()), r_hat_loglik_max=float(r_ll.max()),
+                   n_eff_loglik_min=float(ess_ll.min()))
+        per_image.update(r_hat_h=r_h, r_hat_loglik=r_ll, n_eff_h=ess_h)
+    return out, per_image

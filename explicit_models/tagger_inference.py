@@ -191,8 +191,10 @@ class TaggerInference:
 
     # ------------------------------------------------------------------ gold standards
     def gold_standard(self, x_noisy, num_samples: int, warmup: int, seed: int = 0, **kwargs) -> GoldStandard:
-        """NUTS over ``h`` with ``z`` enumerated, one chain over the whole batch; see
-        :func:`tagger_gold.nuts_gold_standard` for the options and the returned fields."""
+        """NUTS over ``h`` with ``z`` enumerated: ``num_chains`` (default 4) chains, each over the
+        whole batch, relabelled to one labelling of the groups and checked by split-r̂ across
+        chains; see :func:`tagger_gold.nuts_gold_standard` for the options and
+        :class:`~explicit_models.tagger_gold.GoldStandard` for the returned fields."""
         return tagger_gold.nuts_gold_standard(self, self.check_x_noisy(x_noisy), num_samples, warmup, seed,
                                               **kwargs)
 

@@ -111,23 +111,29 @@ def test_gold_standard_smoke_and_rng_hygiene(backend):
     assert (torch.rand(1).item(), random.random()) == before  # global RNG states restored
     assert isinstance(gold, GoldStandard)
     assert gold.assign_probs.shape == (3, 2, 4) and gold.denoised.shape == (3, 4)
-    assert gold.samples.shape == (10, 3, 2, 1)
+    assert gold.num_chains == 4 and gold.samples.shape == (40, 3, 2, 1)  # 4 chains of 10 draws, chain-major
+    assert gold.chain_samples.shape == (4, 10, 3, 2, 1)
     torch.testing.assert_close(gold.assign_probs.sum(1), torch.ones(3, 4, dtype=F64))
-    assert {"r_hat_max", "n_eff_min", "divergences", "step_size"} <= set(gold.diagnostics)
+    assert {"r_hat_max", "r_hat_h_max", "r_hat_h_fraction_ok", "worst_images", "num_chains", "r_hat_loglik_max",
+            "n_eff_min", "divergences", "step_size"} <= set(gold.diagnostics)
+    one = model.gold_standard(x, 10, 10, seed=1, backend=backend, vb_restarts=2, vb_iters=3, num_chains=1)
+    assert one.samples.shape == (10, 3, 2, 1) and one.diagnostics["num_chains"] == 1
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
 def test_nuts_gold_standard_agrees_with_exact_enumeration(likelihood):
-    """One NUTS chain over a batch of 3 images (K=2, N=6, d=2) with z enumerated: every
-    assign_prob within 5 Monte-Carlo standard errors (per entry: sd / sqrt(n_eff) of the
-    draws of p(z_i=k | h, x̃_i)) + 0.005 of the exact p(z_i=k | x̃) by enumeration
-    (gaussian: closed form; bernoulli: Gauss–Hermite quadrature over h); healthy chain."""
+    """Four NUTS chains (the default) over a batch of 3 images (K=2, N=6, d=2) with z
+    enumerated: every assign_prob within 5 Monte-Carlo standard errors (per entry:
+    sd / sqrt(n_eff) of the draws of p(z_i=k | h, x̃_i), across chains) + 0.005 of the exact
+    p(z_i=k | x̃) by enumeration (gaussian: closed form; bernoulli: Gauss–Hermite quadrature
+    over h); split-r̂ across the chains ≤ 1.05 on h, no divergences."""
     model = tiny_model(likelihood, K=2, N=6, d=2)
     x = model.sample(3, torch.Generator().manual_seed(4)).x_noisy
     exact = model.exact_assignment_posterior(x)
-    gold = model.gold_standard(x, 500, 300, seed=0)
-    assert gold.diagnostics["r_hat_max"] < 1.1 and gold.diagnostics["divergences"] == 0
+    gold = model.gold_standard(x, 250, 200, seed=0)
+    assert gold.diagnostics["num_chains"] == 4 and gold.diagnostics["alignment"] == "none"  # not exchangeable
+    assert gold.diagnostics["r_hat_max"] <= 1.05 and gold.diagnostics["divergences"] == 0, gold.diagnostics
     assert float(gold.assign_probs_se.max()) < 0.05
     err = (gold.assign_probs - exact).abs()
     assert bool((err <= 5 * gold.assign_probs_se + 0.005).all()), (float(err.max()), gold.diagnostics)
