@@ -18,7 +18,8 @@ CHECK = "mixture"  # the ``smoke_run`` fixture (conftest.py) runs ``pgm-ladder c
 
 def test_results_json_has_the_documented_fields(smoke_run):
     res = json.loads((smoke_run / "results.json").read_text())
-    T = res["settings"]["iterations"]
+    T = res["settings"]["scored_iterations"]
+    assert T == 6 and res["settings"]["iterations"] == 4  # the engines run longer than trained
     for name in METHODS:
         assert len(res[name]["ami"]) == T and len(res[name]["cost"]) == T, name
         assert all(-1.0 <= a <= 1.0 for a in res[name]["ami"]), name
@@ -26,7 +27,8 @@ def test_results_json_has_the_documented_fields(smoke_run):
     for name in ("vb_converged", "gold"):
         assert -1.0 <= res[name]["ami"] <= 1.0 and np.isfinite(res[name]["cost"]), name
     assert res["gold"]["images"] == 4 and res["gold"]["samples"] == 10
-    assert set(res["acceptance"]) == {"rtagger_ge_vb_same_iters", "rtagger_within_0.05_of_gold",
+    assert set(res["acceptance"]) == {"rtagger_ge_vb_same_iters", "tagger_ge_0.5",
+                                      "rtagger_6_iters_ge_vb_converged", "rtagger_within_0.05_of_gold",
                                       "rtagger_ami_increasing"}
     assert res["settings"]["preset"] == "smoke" and set(res["settings"]["engines"]) == {"tagger", "rtagger"}
     assert res["hardware"]["cpu_count"] >= 1 and "git_revision" in res and res["wall_time_s"] > 0
@@ -84,8 +86,10 @@ def test_matched_labels_undo_a_permutation():
 
 
 def test_acceptance_reads_the_measured_numbers():
-    scores = {"rtagger": {"ami": [0.3, 0.5, 0.6]}, "vb": {"ami": [0.2, 0.4, 0.61]},
+    scores = {"rtagger": {"ami": [0.3, 0.5, 0.6, 0.58, 0.7]}, "vb": {"ami": [0.2, 0.4, 0.61, 0.62, 0.63]},
+              "tagger": {"ami": [0.1, 0.3, 0.5, 0.5, 0.4]}, "vb_converged": {"ami": 0.69},
               "gold": {"ami": 0.64, "rtagger_ami_same_images": 0.6}}
-    acc = mixture_command.acceptance(scores)
-    assert acc == {"rtagger_ge_vb_same_iters": False, "rtagger_within_0.05_of_gold": True,
+    acc = mixture_command.acceptance(scores, iterations=3)
+    assert acc == {"rtagger_ge_vb_same_iters": False, "tagger_ge_0.5": True,
+                   "rtagger_5_iters_ge_vb_converged": True, "rtagger_within_0.05_of_gold": True,
                    "rtagger_ami_increasing": True}

@@ -113,13 +113,18 @@ def table(scores: dict, iterations: int) -> str:
             "(nats/pixel) and MSE per pixel of the clean x (lower is better)\n" + formatting.text_table(head, rows))
 
 
-def acceptance(scores: dict) -> dict:
-    """The targets this check reports on: the RTagger after the same iterations at least as
-    good as VB, within 0.05 AMI of the gold standard, and improving with every iteration."""
+def acceptance(scores: dict, iterations: int) -> dict:
+    """The targets this check reports on: after the ``iterations`` it was trained with, the
+    RTagger at least as good as VB after as many and the Tagger at AMI ≥ 0.5; the RTagger run
+    for all scored iterations at least as good as VB at convergence and within 0.05 AMI of
+    the gold standard; the RTagger's AMI rising over the trained iterations."""
+    t = iterations - 1
     r, vb, gold = scores["rtagger"]["ami"], scores["vb"]["ami"], scores["gold"]
-    return {"rtagger_ge_vb_same_iters": r[-1] >= vb[-1],
+    return {"rtagger_ge_vb_same_iters": r[t] >= vb[t],
+            "tagger_ge_0.5": scores["tagger"]["ami"][t] >= 0.5,
+            f"rtagger_{len(r)}_iters_ge_vb_converged": r[-1] >= scores["vb_converged"]["ami"],
             "rtagger_within_0.05_of_gold": abs(gold["rtagger_ami_same_images"] - gold["ami"]) <= 0.05,
-            "rtagger_ami_increasing": all(b > a for a, b in zip(r, r[1:]))}
+            "rtagger_ami_increasing": all(b > a for a, b in zip(r[:t + 1], r[1:t + 1]))}
 
 
 @common.with_threads
@@ -135,23 +140,25 @@ def run(args) -> int:
     print(f"explicit model: {model}; {data.size} fresh images")
     scores, shown = {}, {}
     for name, (_, res) in trained.items():
-        scores[name], shown[name] = harness.score_groupings(res.model, data, task.iterations, device)
-    scores["vb"], scores["vb_converged"], vb_shown = vb_scores(model, data, task.iterations, task.vb_max_iters)
+        scores[name], shown[name] = harness.score_groupings(res.model, data, task.scored_iterations, device)
+    scores["vb"], scores["vb_converged"], vb_shown = vb_scores(model, data, task.scored_iterations,
+                                                               task.vb_max_iters)
     shown.update(vb_shown)
     scores["gold"], shown["gold"] = gold_scores(model, data, task, args.seed)
     n_gold = scores["gold"]["images"]
     for name in ("tagger", "rtagger", "vb", "vb_converged"):
         scores["gold"][f"{name}_ami_same_images"] = subset_ami(data, shown[name], n_gold)
     print()
-    print(table(scores, task.iterations))
+    print(table(scores, task.scored_iterations))
     print(f"on the {n_gold} gold-standard images: " + ", ".join(
         f"{k} {scores['gold'][f'{k}_ami_same_images']:.4f}" for k in ("tagger", "rtagger", "vb", "vb_converged"))
         + f", gold {scores['gold']['ami']:.4f}")
     payload = dict(scores)
-    payload["acceptance"] = acceptance(scores)
+    payload["acceptance"] = acceptance(scores, task.iterations)
     payload["settings"] = {
         "explicit_model": task.explicit_model, "model_args": exp.EMBEDDED_MODELS[task.explicit_model], "preset": args.preset,
-        "seed": args.seed, "iterations": task.iterations, "eval_images": data.size,
+        "seed": args.seed, "iterations": task.iterations, "scored_iterations": task.scored_iterations,
+        "eval_images": data.size,
         "torch_threads": torch.get_num_threads(),
         "engines": {name: {"run_dir": str(res.run_dir), "steps": res.step, "config": config_to_dict(cfg)}
                     for name, (cfg, res) in trained.items()},

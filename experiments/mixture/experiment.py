@@ -125,11 +125,12 @@ def build(config: MixtureConfig, device: torch.device, seed: int) -> Parts:
 
 
 def _preset(steps: int, batch_size: int, eval_samples: int, projection: int, hidden, lr=1e-3,
-            vb_max_iters: int = 500, gold=(100, 200, 200)) -> MixtureConfig:
+            vb_max_iters: int = 500, gold=(100, 200, 200), eval_iterations: int = 8) -> MixtureConfig:
     return MixtureConfig(
         train=cosine_schedule(steps, batch_size),
         optim=OptimConfig(lr=lr),
-        task=MixtureTask(iterations=4, eval_samples=eval_samples, vb_max_iters=vb_max_iters,
+        task=MixtureTask(iterations=4, eval_iterations=eval_iterations, eval_samples=eval_samples,
+                         vb_max_iters=vb_max_iters,
                          gold_images=gold[0], gold_warmup=gold[1], gold_samples=gold[2]),
         tag=TagSettings(projection_dim=projection),
         ladder=LadderConfig(input_dim=projection, hidden_dims=hidden, combinator_sigmoid_v=True),
@@ -139,7 +140,7 @@ def _preset(steps: int, batch_size: int, eval_samples: int, projection: int, hid
 
 PRESETS = {
     "smoke": lambda: _preset(steps=10, batch_size=16, eval_samples=32, projection=32, hidden=(32, 16),
-                             vb_max_iters=20, gold=(4, 10, 10)),
+                             vb_max_iters=20, gold=(4, 10, 10), eval_iterations=6),
     "cpu": lambda: _preset(steps=2500, batch_size=64, eval_samples=500, projection=256, hidden=(128, 64),
                            lr=2e-3),
     "paper": lambda: _preset(steps=50000, batch_size=128, eval_samples=2000, projection=256, hidden=(256, 128),
