@@ -13,9 +13,7 @@ separately. The paper's numbers are Tagger's; an RTagger row shows them for refe
 """
 from __future__ import annotations
 
-import argparse
 import math
-from pathlib import Path
 from typing import Optional, Sequence
 
 from pgm_ladder.formatting import text_table
@@ -89,17 +87,7 @@ def render(results: Sequence[dict]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.shapes.tables", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dirs", type=Path, nargs="+", help="run directories or sweep directories")
-    parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
-    args = parser.parse_args(argv)
-    text = render(shared.find_results(args.run_dirs))
-    print(text, end="")
-    if args.markdown is not None:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(text, encoding="utf-8")
-    return 0
+    return shared.render_runs_command("python -m experiments.shapes.tables", __doc__, render, argv)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,14 @@ row per experiment and preset, one column per metric, the paper's number beside 
 in the papers' tables) and as CSV."""
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 from pgm_ladder.formatting import text_table
 from pgm_ladder.training.errors import TableError
@@ -161,3 +162,21 @@ def write_tables(rows: Sequence[Row], markdown: Optional[Path], csv_path: Option
         write_csv(rows, csv_path)
     return text
 
+
+
+def render_runs_command(prog: str, description: str, render: Callable[[list[dict]], str],
+                        argv: Optional[Sequence[str]] = None) -> int:
+    """An experiment's table command, ``python -m PROG RUN_DIR... [--markdown FILE]``:
+    ``render`` the finished runs found under the given run or sweep directories
+    (:func:`find_results`), print it and optionally write it to a Markdown file."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dirs", type=Path, nargs="+", help="run directories or sweep directories")
+    parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
+    args = parser.parse_args(argv)
+    text = render(find_results(args.run_dirs))
+    print(text, end="")
+    if args.markdown is not None:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(text, encoding="utf-8")
+    return 0
