@@ -35,7 +35,7 @@ LEVERS: dict[str, tuple[str, ...]] = {
     "z_rank4": ("tag.z_rank=4",),
     "layer_norm": ("tag.projection_norm=layer",),
     "init_std3": ("tag.init_logit_std=3.0",),
-    "increasing_cost": ("tag.cost_weighting=increasing",),
+    "last_cost": ("tag.cost_weighting=last",),
 }
 EVAL_ITERATIONS = 8
 
