@@ -17,7 +17,7 @@ from importlib.metadata import entry_points
 from pgm_ladder.training.errors import ConfigError
 from pgm_ladder.training.spec import ExperimentSpec
 
-from experiments import mixture, occluded_mnist, shapes, static, temporal, toy
+from experiments import mixture, occluded_mnist, polyphonic, shapes, static, temporal, toy
 
 #: the experiments of this repository, one line each
 BUILT_IN: tuple[ExperimentSpec, ...] = (
@@ -27,6 +27,7 @@ BUILT_IN: tuple[ExperimentSpec, ...] = (
     mixture.SPEC,
     occluded_mnist.SPEC,
     shapes.SPEC,
+    polyphonic.SPEC,
 )
 
 ENTRY_POINT_GROUP = "pgm_ladder.experiments"

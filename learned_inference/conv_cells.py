@@ -33,7 +33,7 @@ Designs that are OURS (the paper's formulas are not in our text, SPEC §3.2):
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from torch import nn
@@ -44,6 +44,8 @@ from .cells import NORM_KINDS, EncoderCell
 from .combinator import LadderCombinator
 from .decoder_cells import DecoderCell, GatedUpdate
 
+#: a kernel size: odd ``k`` (``k×k``) or odd ``(kh, kw)``
+Kernel = Union[int, tuple[int, int]]
 #: decoder cell names accepted by :func:`build_conv_decoder_cell`
 CONV_DECODER_CELLS = ("convg1", "convg2", "convg3", "conv_ladder")
 
@@ -67,10 +69,20 @@ def _size(size) -> tuple[int, int]:
     return cu.check_positive_int(size[0], "size[0]"), cu.check_positive_int(size[1], "size[1]")
 
 
-def _kernel(kernel_size: int) -> int:
-    if cu.check_positive_int(kernel_size, "kernel_size") % 2 == 0:
-        raise ValueError(f"kernel_size: expected an odd int (same padding), got {kernel_size}")
-    return kernel_size
+def _kernel(kernel_size) -> tuple[int, int]:
+    """``kernel_size`` (an odd int ``k`` for ``k×k``, or odd ``(kh, kw)``, e.g. ``(1, k)`` for
+    a row of pitches) as ``(kh, kw)``."""
+    pair = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+    if len(pair) != 2 or any(cu.check_positive_int(k, "kernel_size") % 2 == 0 for k in pair):
+        raise ValueError(f"kernel_size: expected an odd int or a pair of odd ints (same padding), "
+                         f"got {kernel_size!r}")
+    return pair
+
+
+def same_padding(kernel_size) -> tuple[int, int]:
+    """The padding that keeps the spatial size under :func:`_kernel` ``(kernel_size)``."""
+    kh, kw = _kernel(kernel_size)
+    return kh // 2, kw // 2
 
 
 class ConvLSTMEncoderCell(EncoderCell):
@@ -85,7 +97,7 @@ class ConvLSTMEncoderCell(EncoderCell):
     ``size=(1, 1)`` with ``kernel_size=1`` is a fully connected LSTM on ``(batch, C, 1, 1)``.
     """
 
-    def __init__(self, input_channels, hidden_channels: int, size, kernel_size: int = 3,
+    def __init__(self, input_channels, hidden_channels: int, size, kernel_size: Kernel = 3,
                  input_norm: str = "layer", part_gains: Optional[tuple[float, ...]] = None) -> None:
         super().__init__()
         splits = (input_channels,) if isinstance(input_channels, int) else tuple(input_channels)
@@ -95,11 +107,11 @@ class ConvLSTMEncoderCell(EncoderCell):
         self.size = _size(size)
         k = _kernel(kernel_size)
         cu.check_choice(input_norm, NORM_KINDS, "input_norm")
-        self.conv_x = nn.ModuleList(nn.Conv2d(c, 4 * hidden_channels, k, padding=k // 2,
+        self.conv_x = nn.ModuleList(nn.Conv2d(c, 4 * hidden_channels, k, padding=same_padding(k),
                                               bias=input_norm == "none") for c in self.splits)
         self.norm_x = nn.ModuleList(make_conv_norm(input_norm, 4 * hidden_channels, groups=4)
                                     for _ in self.splits)
-        self.conv_h = nn.Conv2d(hidden_channels, 4 * hidden_channels, k, padding=k // 2)
+        self.conv_h = nn.Conv2d(hidden_channels, 4 * hidden_channels, k, padding=same_padding(k))
         gains = cu.check_weights(part_gains, len(self.splits), "part_gains") \
             if part_gains is not None else (1.0,) * len(self.splits)
         with torch.no_grad():
@@ -147,15 +159,15 @@ class ConvGatedDecoderCell(GatedUpdate, _ConvDecoderCell):
     ``residual=True``): OUR reconstruction, see the module docstring."""
 
     def __init__(self, top_channels: int, lateral_channels: int, output_channels: int, size,
-                 kernel_size: int = 3, norm: str = "layer", residual: bool = False) -> None:
+                 kernel_size: Kernel = 3, norm: str = "layer", residual: bool = False) -> None:
         super().__init__(top_channels, lateral_channels, output_channels, size)
         k = _kernel(kernel_size)
         cu.check_choice(norm, NORM_KINDS, "norm")
         bias = norm == "none"
-        self.V = nn.Conv2d(top_channels, output_channels, k, padding=k // 2, bias=bias)
+        self.V = nn.Conv2d(top_channels, output_channels, k, padding=same_padding(k), bias=bias)
         self.norm_mu = make_conv_norm(norm, output_channels)
         self.W_s = nn.Conv2d(lateral_channels + output_channels, output_channels, k,
-                             padding=k // 2, bias=bias)
+                             padding=same_padding(k), bias=bias)
         self.norm_s = make_conv_norm(norm, output_channels)
         self.U = nn.Conv2d(lateral_channels, output_channels, 1)
         self.residual: Optional[nn.Sequential] = None
@@ -165,7 +177,7 @@ class ConvGatedDecoderCell(GatedUpdate, _ConvDecoderCell):
             nn.init.zeros_(last.bias)
             self.residual = nn.Sequential(
                 nn.Conv2d(lateral_channels + output_channels, output_channels, k,
-                          padding=k // 2, bias=False),
+                          padding=same_padding(k), bias=False),
                 make_conv_norm("layer", output_channels), nn.ReLU(), last)
 
     def forward(self, top_down: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
@@ -179,10 +191,10 @@ class ConvLadderCombinatorDecoderCell(_ConvDecoderCell):
     """The Ladder combinator (SPEC §3.1) per channel: ``d_l = g(P * e_l, N(V * d_l+1))``."""
 
     def __init__(self, top_channels: int, lateral_channels: int, output_channels: int, size,
-                 kernel_size: int = 3, norm: str = "layer", sigmoid_v: bool = False) -> None:
+                 kernel_size: Kernel = 3, norm: str = "layer", sigmoid_v: bool = False) -> None:
         super().__init__(top_channels, lateral_channels, output_channels, size)
         k = _kernel(kernel_size)
-        self.V = nn.Conv2d(top_channels, output_channels, k, padding=k // 2, bias=False)
+        self.V = nn.Conv2d(top_channels, output_channels, k, padding=same_padding(k), bias=False)
         self.norm_u = make_conv_norm(norm, output_channels, affine=False)
         self.P = nn.Conv2d(lateral_channels, output_channels, 1)
         self.combinator = LadderCombinator(output_channels, sigmoid_v=sigmoid_v)
@@ -198,7 +210,7 @@ def decoder_norm(name: str) -> str:
 
 
 def build_conv_decoder_cell(name: str, top_channels: int, lateral_channels: int,
-                            output_channels: int, size, kernel_size: int = 3) -> DecoderCell:
+                            output_channels: int, size, kernel_size: Kernel = 3) -> DecoderCell:
     """``name`` in :data:`CONV_DECODER_CELLS` -> a convolutional decoder cell."""
     cu.check_choice(name, CONV_DECODER_CELLS, "decoder_cell")
     args = (top_channels, lateral_channels, output_channels, size, kernel_size)

@@ -18,6 +18,10 @@ at resolution ``S / 2^(l-1)``)::
     d_0,t   = ConvG_0(d_1,t, x_t)                                (batch, bottom_channels, S, S)
     prediction x̂_t+1 = sig(Conv1x1(d_0,t));   class logits_t = Linear(e_top,t)
 
+``layout="row"`` makes every frame one row of ``image_size`` (shape ``(C, 1, S)``; e.g. the
+88 pitches of a piano-roll step, RLadder §3.2): convolutions ``1×k``, pooling ``1×2``, level
+``l`` of width ``S / 2^(l-1)``; everything else is the same.
+
 ``down`` = Conv k×k + BatchNorm + ReLU + 2×2 max-pooling (the paper normalises every
 non-recurrent encoder layer with BatchNorm, App. A.4); ``up`` = 2× nearest upsampling.
 The BatchNorm of ``down`` keeps its running statistics per frame for the first
@@ -48,10 +52,14 @@ from torch import nn
 from . import config_utils as cu
 from .base import FrameOutput, SequenceEngine, check_shape
 from .cells import NORM_KINDS
-from .conv_cells import (CONV_DECODER_CELLS, ConvLSTMEncoderCell, build_conv_decoder_cell,
-                         decoder_norm)
+from .conv_cells import (CONV_DECODER_CELLS, ConvLSTMEncoderCell, Kernel, build_conv_decoder_cell,
+                         decoder_norm, same_padding)
 from .decoder_cells import G1DecoderCell
 from .rladder import RLadderCarry
+
+
+#: choices of :attr:`ConvRLadderConfig.layout`: square ``S×S`` frames, or one row of ``S``
+LAYOUTS = ("square", "row")
 
 
 @dataclass
@@ -61,7 +69,8 @@ class ConvRLadderConfig:
     ConvLSTM input convolutions (LayerNorm in the RLadder experiments, BatchNorm option);
     ``feedback_gain_init`` the initial gain of the decoder inputs of the encoder cells;
     ``norm_steps`` how many frames keep their own BatchNorm statistics in the ``down`` blocks
-    (:class:`StepBatchNorm2d`; 1 = one set shared by all frames, plain BatchNorm)."""
+    (:class:`StepBatchNorm2d`; 1 = one set shared by all frames, plain BatchNorm);
+    ``layout`` ``"square"`` (``S×S`` frames) or ``"row"`` (``1×S`` frames, 1-D convolutions)."""
 
     in_channels: int = 1
     image_size: int = 32
@@ -76,6 +85,7 @@ class ConvRLadderConfig:
     decoder_to_encoder: bool = True
     feedback_gain_init: float = 0.0
     norm_steps: int = 1
+    layout: str = "square"
 
     def __post_init__(self) -> None:
         cu.check_positive_int(self.in_channels, "in_channels")
@@ -92,15 +102,31 @@ class ConvRLadderConfig:
         cu.check_bool(self.decoder_to_encoder, "decoder_to_encoder")
         cu.check_nonnegative_float(self.feedback_gain_init, "feedback_gain_init")
         cu.check_positive_int(self.norm_steps, "norm_steps")
+        cu.check_choice(self.layout, LAYOUTS, "layout")
         if self.image_size % 2 ** len(self.channels):
             raise ValueError(f"image_size: {self.image_size} is not divisible by 2^{len(self.channels)} "
                              f"(one 2x pooling after each of the {len(self.channels)} conv levels)")
 
     def sizes(self) -> list[int]:
-        """Spatial size of levels ``0..K`` and of the map flattened into the top."""
+        """Size (side, or width in the ``row`` layout) of levels ``0..K`` and of the map
+        flattened into the top."""
         K = len(self.channels)
         return [self.image_size] + [self.image_size >> (l - 1) for l in range(1, K + 1)] \
             + [self.image_size >> K]
+
+    def shape(self, size: int) -> tuple[int, int]:
+        """``(H, W)`` of a level of size ``size`` (:meth:`sizes`)."""
+        return (1, size) if self.layout == "row" else (size, size)
+
+    @property
+    def kernel(self) -> Kernel:
+        """The spatial kernel: ``k`` (k×k), or ``(1, k)`` in the ``row`` layout."""
+        return (1, self.kernel_size) if self.layout == "row" else self.kernel_size
+
+    @property
+    def pool(self) -> tuple[int, int]:
+        """The pooling (and upsampling) factor between levels."""
+        return (1, 2) if self.layout == "row" else (2, 2)
 
 
 class StepBatchNorm2d(nn.Module):
@@ -127,13 +153,16 @@ class StepBatchNorm2d(nn.Module):
 
 class DownBlock(nn.Module):
     """Conv k×k + BatchNorm (:class:`StepBatchNorm2d`) + ReLU + 2×2 max-pooling: a
-    non-recurrent encoder layer; ``forward(x, step)``."""
+    non-recurrent encoder layer; ``forward(x, step)``. ``kernel_size`` / ``pool`` may be
+    pairs (``(1, k)`` / ``(1, 2)`` for a row)."""
 
-    def __init__(self, channels: int, kernel_size: int, steps: int = 1) -> None:
+    def __init__(self, channels: int, kernel_size: Kernel, steps: int = 1,
+                 pool: tuple[int, int] = (2, 2)) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, bias=False)
+        self.conv = nn.Conv2d(channels, channels, kernel_size, padding=same_padding(kernel_size),
+                              bias=False)
         self.norm = StepBatchNorm2d(channels, steps)
-        self.pool = nn.MaxPool2d(2)
+        self.pool = nn.MaxPool2d(pool)
 
     def forward(self, x: torch.Tensor, step: int = 0) -> torch.Tensor:
         return self.pool(torch.relu(self.norm(self.conv(x), step)))
@@ -155,16 +184,17 @@ class ConvRLadder(nn.Module, SequenceEngine):
     def __init__(self, config: ConvRLadderConfig) -> None:
         super().__init__()
         self.config = cfg = config
-        c, K, k, dec = cfg.channels, len(config.channels), cfg.kernel_size, cfg.use_decoder
+        c, K, k, dec = cfg.channels, len(config.channels), cfg.kernel, cfg.use_decoder
         self.sizes = sz = cfg.sizes()
-        flat = c[-1] * sz[-1] ** 2
+        hw = [cfg.shape(s) for s in sz]
+        flat = c[-1] * hw[-1][0] * hw[-1][1]
         # input parts of each encoder cell: bottom-up input, then the decoder inputs d_l,t-1
         ins = [(cfg.in_channels, cfg.bottom_channels, c[0]) if dec else (cfg.in_channels,)] + \
             [(c[l - 1], c[l]) if dec else (c[l - 1],) for l in range(1, K)]
         gains = lambda parts: (1.0,) + (cfg.feedback_gain_init,) * (len(parts) - 1)  # noqa: E731
         self.encoder_cells = nn.ModuleList(
-            ConvLSTMEncoderCell(ins[l], c[l], sz[l + 1], k, cfg.encoder_norm, gains(ins[l])) for l in range(K))
-        self.down = nn.ModuleList(DownBlock(c[l], k, cfg.norm_steps) for l in range(K))  # below level l+2 / top
+            ConvLSTMEncoderCell(ins[l], c[l], hw[l + 1], k, cfg.encoder_norm, gains(ins[l])) for l in range(K))
+        self.down = nn.ModuleList(DownBlock(c[l], k, cfg.norm_steps, cfg.pool) for l in range(K))  # below level l+2 / top
         # the fully connected top LSTM, as a 1x1 ConvLSTM on (batch, width, 1, 1)
         top_parts = (flat, cfg.top_width) if dec else (flat,)
         self.top_cell = ConvLSTMEncoderCell(top_parts, cfg.top_width, (1, 1), 1, cfg.encoder_norm,
@@ -177,10 +207,10 @@ class ConvRLadder(nn.Module, SequenceEngine):
             self.decoder_cells = nn.ModuleList(
                 build_conv_decoder_cell(cfg.decoder_cell, c[min(l, K - 1)],
                                         cfg.in_channels if l == 0 else c[l - 1],
-                                        cfg.bottom_channels if l == 0 else c[l - 1], sz[l], k)
+                                        cfg.bottom_channels if l == 0 else c[l - 1], hw[l], k)
                 for l in range(K + 1))  # cell l: top = d_l+1 (or the top map), lateral = e_l
             self.predict_head = nn.Conv2d(cfg.bottom_channels, cfg.in_channels, 1)
-        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.up = nn.Upsample(scale_factor=cfg.pool, mode="nearest")
 
     def init_carry(self, batch: int, device: torch.device, dtype: torch.dtype) -> RLadderCarry:
         """Zero encoder states and zero ``d_l,0`` (levels ``0..K`` and top)."""
@@ -189,8 +219,8 @@ class ConvRLadder(nn.Module, SequenceEngine):
         if not self.config.use_decoder:
             return RLadderCarry(states, [])
         cfg, sz = self.config, self.sizes
-        shapes = [(cfg.bottom_channels, sz[0], sz[0])] + \
-            [(ch, sz[l + 1], sz[l + 1]) for l, ch in enumerate(cfg.channels)] + [(cfg.top_width,)]
+        shapes = [(cfg.bottom_channels, *cfg.shape(sz[0]))] + \
+            [(ch, *cfg.shape(sz[l + 1])) for l, ch in enumerate(cfg.channels)] + [(cfg.top_width,)]
         return RLadderCarry(states, [torch.zeros(batch, *s, device=device, dtype=dtype) for s in shapes])
 
     def _encoder(self, x: torch.Tensor, carry: RLadderCarry) -> tuple[list, list]:
@@ -214,10 +244,11 @@ class ConvRLadder(nn.Module, SequenceEngine):
 
     def _decoder(self, x: torch.Tensor, enc: list) -> list:
         """``[d_0, d_1, ..., d_K, d_top]``."""
-        K, sz = len(self.config.channels), self.sizes
+        cfg = self.config
+        K = len(cfg.channels)
         top = self.top_decoder(enc[-1], enc[-1])
         d = [top]
-        below = self.up(self.to_map(top).view(x.shape[0], self.config.channels[-1], sz[-1], sz[-1]))
+        below = self.up(self.to_map(top).view(x.shape[0], cfg.channels[-1], *cfg.shape(self.sizes[-1])))
         lateral = [x] + enc[:-1]
         for l in range(K, -1, -1):
             out = self.decoder_cells[l](below, lateral[l])
@@ -232,14 +263,14 @@ class ConvRLadder(nn.Module, SequenceEngine):
         decoder), ``class_logits`` ``(B, classes)`` or None, ``levels`` the decoder (or,
         without one, the encoder) activations, bottom to top."""
         cfg = self.config
-        check_shape(x, (None, cfg.in_channels, cfg.image_size, cfg.image_size), "x")
+        check_shape(x, (None, cfg.in_channels, *cfg.shape(cfg.image_size)), "x")
         enc, states = self._encoder(x, carry)
         logits = self.class_head(enc[-1]) if self.class_head is not None else None
         if not cfg.use_decoder:
             return (FrameOutput(prediction=None, class_logits=logits, levels=enc),
                     RLadderCarry(states, [], carry.step + 1))
         d = self._decoder(x, enc)
-        check_shape(d[0], (x.shape[0], cfg.bottom_channels, cfg.image_size, cfg.image_size), "d_0")
+        check_shape(d[0], (x.shape[0], cfg.bottom_channels, *cfg.shape(cfg.image_size)), "d_0")
         pred = torch.sigmoid(self.predict_head(d[0]))
         return (FrameOutput(prediction=pred, class_logits=logits, levels=d, bottom=d[0]),
                 RLadderCarry(states, d, carry.step + 1))
@@ -247,7 +278,7 @@ class ConvRLadder(nn.Module, SequenceEngine):
     def forward(self, frames: torch.Tensor, return_bottom: bool = False) -> ConvRLadderOutput:
         """Run over ``frames`` ``(batch, T, C, S, S)``, one :meth:`step` per frame."""
         cfg = self.config
-        check_shape(frames, (None, None, cfg.in_channels, cfg.image_size, cfg.image_size), "frames")
+        check_shape(frames, (None, None, cfg.in_channels, *cfg.shape(cfg.image_size)), "frames")
         carry = self.init_carry(frames.shape[0], frames.device, frames.dtype)
         steps = []
         for t in range(frames.shape[1]):

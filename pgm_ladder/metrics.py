@@ -112,3 +112,25 @@ def grouping_scores(true_groups: torch.Tensor, group_probs: torch.Tensor,
         aris.append(adjusted_rand_score(truth[sel], est[sel]))
     return {"ami": float(np.mean(amis)), "ari": float(np.mean(aris)),
             "ami_per_sample": [float(a) for a in amis]}
+
+
+def masked_bernoulli_nll(logits: torch.Tensor, targets: torch.Tensor,
+                         mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bernoulli NLL of 0/1 ``targets`` under independent per-unit ``logits`` (nats), summed
+    over the units and over the steps where ``mask`` is true; returns ``(total, steps)`` as
+    tensors (differentiable in ``logits``), so that ``total / steps`` is the NLL per step
+    (SPEC §6, polyphonic music: sum over the 88 notes, averaged over real time steps) and
+    several batches pool by adding both.
+
+    ``logits``, ``targets``: ``(..., units)``; ``mask``: ``(...)`` bool (padding false).
+    """
+    if logits.shape != targets.shape or mask.shape != logits.shape[:-1]:
+        raise ValueError(f"masked_bernoulli_nll: logits {tuple(logits.shape)}, targets "
+                         f"{tuple(targets.shape)} and mask {tuple(mask.shape)} do not fit "
+                         "(expected (..., units), (..., units), (...))")
+    if mask.dtype != torch.bool:
+        raise ValueError(f"masked_bernoulli_nll: mask must be bool, got {mask.dtype}")
+    per_unit = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, targets.to(logits.dtype), reduction="none")
+    per_step = per_unit.sum(-1)
+    return torch.where(mask, per_step, torch.zeros_like(per_step)).sum(), mask.sum()
