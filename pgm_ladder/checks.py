@@ -1,39 +1,64 @@
-"""What every ``check`` command shares: the per-engine overrides and one trained run
-directory per engine (trained once, resumed if interrupted, reused when finished)."""
+"""What every ``check`` command shares: its options, one trained run directory per engine
+(trained once, resumed if interrupted, reused when finished — only if it is the run asked
+for) and one way of ending: a user error is one line on stderr and exit status 2 with
+nothing created, an interrupt one line naming the folder to re-run on.
+
+The command line (``pgm_ladder.cli``) runs every check's ``func`` through
+:func:`run_check`; a check's ``run(args)`` calls :func:`train_engines`, which checks every
+engine's config (and any run already in its folder) before it creates anything."""
 from __future__ import annotations
 
 import argparse
-import functools
+import signal
+import sys
+from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import Any, Mapping, Sequence
 
 from pgm_ladder.training import runner
+from pgm_ladder.training.commands import add_tensorboard_argument, guard
 from pgm_ladder.training.config import apply_overrides
-from pgm_ladder.training.spec import ExperimentSpec
+from pgm_ladder.training.devices import check_device_options, resolve_device
+from pgm_ladder.training.errors import RunDirError, TrainingInterrupted
+from pgm_ladder.training.reuse import check_same_run, device_override
 from pgm_ladder.training.run_dir import RunDir
+from pgm_ladder.training.spec import ExperimentSpec
+from pgm_ladder.training.threads import add_threads_argument, with_threads
+
+#: the preset a check runs by default; its output folder is ``runs/check-NAME``
+DEFAULT_PRESET = "cpu"
 
 
 def add_check_parser(subparsers, name: str, help: str, description: str, presets, minutes: int,
                      threads: bool = True) -> argparse.ArgumentParser:
     """The ``check NAME`` sub-parser with the options every check shares: ``--preset``
     (default ``cpu``, about ``minutes`` on 2 cores), ``--steps``, ``--seed``, ``--device``,
-    ``--out`` (default ``runs/check-NAME``), ``--set``, ``--threads`` (if ``threads``) and
-    ``--quiet``. The caller adds its own options and ``set_defaults(func=...)``."""
+    ``--out`` (default :func:`default_out`), ``--set``, ``--threads``, ``--tensorboard``
+    and ``--quiet``. The caller adds its own options and ``set_defaults(func=...)``.
+    (``threads`` is accepted for compatibility: every check has ``--threads``.)"""
     p = subparsers.add_parser(name, help=help, description=description,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=sorted(presets), default="cpu",
-                   help=f"training/eval budget (default: cpu, about {minutes} minutes on 2 cores)")
-    p.add_argument("--steps", type=int, default=None, help="training steps per engine")
+    p.add_argument("--preset", choices=sorted(presets), default=DEFAULT_PRESET,
+                   help=f"training/eval budget (default: {DEFAULT_PRESET}, about {minutes} minutes on 2 cores)")
+    p.add_argument("--steps", type=int, default=None, help="training steps per engine (default: the preset's)")
     p.add_argument("--seed", type=int, default=0, help="training seed (model and eval set are fixed)")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps")
-    p.add_argument("--out", type=Path, default=Path(f"runs/check-{name}"), help="output directory")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps (default: auto)")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"output directory (default: runs/check-{name} for the {DEFAULT_PRESET} preset, "
+                        f"runs/check-{name}-PRESET for another); a run already in it is continued or "
+                        "reused only if it has the same config and seed")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help=f"override any field of the {name} experiment config (repeatable)")
-    if threads:
-        add_threads_argument(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_threads_argument(p)
+    add_tensorboard_argument(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bars or progress lines")
     return p
+
+
+def default_out(name: str, preset: str) -> Path:
+    """``runs/check-NAME`` for the default preset, ``runs/check-NAME-PRESET`` for another:
+    a smoke run never lands in the folder of the main job."""
+    return Path(f"runs/check-{name}" if preset == DEFAULT_PRESET else f"runs/check-{name}-{preset}")
 
 
 def engine_overrides(args, engine: str, *fixed: str) -> list[str]:
@@ -45,39 +70,80 @@ def engine_overrides(args, engine: str, *fixed: str) -> list[str]:
     return sets + list(args.overrides)
 
 
-def train_or_reuse(spec: ExperimentSpec, args, engine: str, overrides: list[str]):
-    """Train ``engine`` into ``args.out / engine`` from preset ``args.preset`` with
-    ``overrides``; an existing run there is resumed (or reused when finished)."""
+@dataclass
+class EnginePlan:
+    """One engine of a check: its config, the overrides that made it and its run folder."""
+
+    engine: str
+    config: Any
+    overrides: list[str]
+    run: RunDir
+
+    def execute(self, spec: ExperimentSpec, args) -> tuple[Any, runner.TrainResult]:
+        if self.run.config.exists():
+            print(f"[{self.engine}] continuing the run in {self.run.path}")
+            result = runner.resume(self.run.path, overrides=device_override(self.run, self.config),
+                                   quiet=args.quiet, tensorboard=args.tensorboard)
+        else:
+            print(f"[{self.engine}] training ({self.config.train.steps} steps)")
+            result = runner.train(spec, self.config, self.run.path, preset=args.preset, seed=args.seed,
+                                  overrides=self.overrides, quiet=args.quiet, tensorboard=args.tensorboard)
+        return self.config, result
+
+
+def plan_engine(spec: ExperimentSpec, args, engine: str, overrides: Sequence[str]) -> EnginePlan:
+    """Check ``engine``'s config (keys, types, values, device) and the run already in
+    ``args.out / engine`` (same config and seed, or none); writes nothing."""
     overrides = spec.overrides(overrides)
     config = apply_overrides(spec.preset(args.preset), overrides)
-    run_dir = args.out / engine
-    if RunDir(run_dir).config.exists():
-        print(f"[{engine}] continuing the run in {run_dir}")
-        result = runner.resume(run_dir, quiet=args.quiet)
-    else:
-        print(f"[{engine}] training ({config.train.steps} steps)")
-        result = runner.train(spec, config, run_dir, preset=args.preset, seed=args.seed,
-                              overrides=overrides, quiet=args.quiet)
-    return config, result
+    check_device_options(config.train, resolve_device(config.train.device))
+    run = RunDir(args.out / engine)
+    if run.config.exists():
+        check_same_run(spec, run, config, args.seed,
+                       f"pass --out with a fresh folder, or delete {run.path} to train it again")
+    elif (refusal := run.new_run_refusal()) is not None:
+        raise RunDirError(refusal)
+    return EnginePlan(engine, config, overrides, run)
 
 
-def add_threads_argument(parser) -> None:
-    """``--threads N`` (default 1) for a ``check`` command; see :func:`with_threads`."""
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads for torch (default 1: the engines are small, more threads rarely "
-                             "help and oversubscribe a busy machine; 0 keeps torch's default)")
+def train_engines(spec: ExperimentSpec, args, overrides: Mapping[str, Sequence[str]]) -> dict:
+    """``{engine: (config, TrainResult)}`` for the engines of ``overrides`` (engine ->
+    :func:`engine_overrides`), each trained into ``args.out / engine`` or continued or
+    reused there; every engine is checked (:func:`plan_engine`) before ``args.out`` is
+    created."""
+    plans = [plan_engine(spec, args, engine, sets) for engine, sets in overrides.items()]
+    args.out.mkdir(parents=True, exist_ok=True)
+    return {plan.engine: plan.execute(spec, args) for plan in plans}
 
 
-def with_threads(run):
-    """Decorate a command's ``run(args)`` to use ``args.threads`` torch threads (0: torch's
-    default) and restore the previous setting afterwards."""
-    @functools.wraps(run)
-    def wrapped(args):
-        before = torch.get_num_threads()
-        if args.threads > 0:
-            torch.set_num_threads(args.threads)
+def run_check(name: str, run):
+    """``check NAME``'s ``run(args)`` as the command line runs it: ``--out`` defaulted,
+    ``--threads`` applied, errors as one line (exit 2 for a bad config or option, 1 for
+    another failure), an interrupt as one line naming the folder to re-run on (exit
+    128+N), and an ``--out`` folder it created removed again if left empty."""
+    checked = guard(f"check {name}", _interruptible(name, with_threads(run)))
+
+    def command(args) -> int:
+        args.out = args.out if args.out is not None else default_out(name, args.preset)
+        existed = args.out.exists()
+        try:
+            return checked(args)
+        finally:
+            if not existed and args.out.is_dir() and not any(args.out.iterdir()):
+                args.out.rmdir()
+    return command
+
+
+def _interruptible(name: str, run):
+    """SIGINT/SIGTERM during training (the trainer checkpoints, then raises
+    :class:`TrainingInterrupted`) or Ctrl-C elsewhere: one line, exit 128+N."""
+    def command(args) -> int:
         try:
             return run(args)
-        finally:
-            torch.set_num_threads(before)
-    return wrapped
+        except (TrainingInterrupted, KeyboardInterrupt) as err:
+            where = f" in {err.run_dir} (checkpoint written)" if getattr(err, "run_dir", None) else ""
+            print(f"pgm-ladder check {name}: interrupted{where}; re-run the same command "
+                  f"(--out {args.out}) to continue: it resumes or reuses the engine runs there",
+                  file=sys.stderr)
+            return 128 + int(getattr(err, "signum", signal.SIGINT))
+    return command

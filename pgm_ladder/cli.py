@@ -10,11 +10,20 @@ experiment catalogue (``experiments.registry``).
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
 from typing import Mapping, Optional, Sequence
 
+from pgm_ladder.checks import run_check
 from pgm_ladder.training.commands import register_commands as register_training
 from pgm_ladder.training.spec import ExperimentSpec
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in the style of every other error: one line on stderr, exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser(experiments: Optional[Mapping[str, ExperimentSpec]] = None) -> argparse.ArgumentParser:
@@ -23,10 +32,12 @@ def build_parser(experiments: Optional[Mapping[str, ExperimentSpec]] = None) -> 
     from experiments.registry import catalogue
 
     experiments = catalogue() if experiments is None else experiments
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pgm-ladder",
         description="Explicit probabilistic models vs learned Ladder-family inference.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     check = sub.add_parser(
@@ -37,9 +48,19 @@ def build_parser(experiments: Optional[Mapping[str, ExperimentSpec]] = None) -> 
         spec = experiments[name]
         if spec.check is not None:
             spec.check(which, spec)
+    for name, command in which.choices.items():  # one error style for every check (pgm_ladder.checks)
+        command.set_defaults(func=run_check(name, command.get_default("func")))
     register_training(sub, experiments)
     register_data(sub)
     return parser
+
+
+def version() -> str:
+    """The installed package's version (``pyproject.toml``), or ``unknown`` outside an install."""
+    try:
+        return importlib.metadata.version("pgm-ladder")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

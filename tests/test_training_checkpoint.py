@@ -176,17 +176,29 @@ def finished_run(tmp_path) -> Path:
     return run
 
 
-def test_truncated_checkpoint_names_the_file_and_changes_nothing(finished_run, capsys):
+def test_truncated_checkpoint_names_the_file_and_the_one_before_and_changes_nothing(finished_run, capsys):
     latest = CheckpointDir(finished_run / "checkpoints", 1).latest()
     latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])
     before = snapshot(finished_run)
-    with pytest.raises(CheckpointError, match=str(latest)):
-        resume(finished_run, overrides=["train.steps=60"], quiet=True)
-    assert run_cli(["resume", str(finished_run), "--set", "train.steps=60"]) == 1
-    assert str(latest) in capsys.readouterr().err
+    with pytest.raises(CheckpointError, match=str(latest)):  # named explicitly: no fallback
+        resume(finished_run, checkpoint=latest, overrides=["train.steps=60"], quiet=True)
     assert run_cli(["eval", str(finished_run)]) == 1
-    assert str(latest) in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert str(latest) in err and f"--checkpoint {finished_run / 'checkpoints' / 'step-00000030.pt'}" in err
     assert snapshot(finished_run) == before
+
+
+def test_resume_falls_back_past_a_corrupt_latest_checkpoint_and_names_both(finished_run, tmp_path, capsys):
+    twin = tmp_path / "twin"
+    shutil.copytree(finished_run, twin)
+    latest = CheckpointDir(finished_run / "checkpoints", 1).latest()
+    latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])
+    assert run_cli(["resume", str(finished_run), "--set", "train.steps=60"]) == 0
+    err = capsys.readouterr().err
+    earlier = finished_run / "checkpoints" / "step-00000030.pt"
+    assert f"{latest} does not load" in err and f"falling back to {earlier} (step 30)" in err
+    resume(twin, checkpoint=twin / "checkpoints" / "step-00000030.pt", overrides=["train.steps=60"], quiet=True)
+    assert_same_params(final_params(finished_run), final_params(twin))
 
 
 def test_not_a_checkpoint_is_named(finished_run):

@@ -102,36 +102,49 @@ def subset_ami(data: harness.GroupingEvalSet, probs: torch.Tensor, n: int) -> fl
 
 
 def table(scores: dict, iterations: int) -> str:
+    """Per iteration, each method's AMI, cost and MSE; then VB at convergence and the gold
+    standard, each in its own row under their own AMI, cost and MSE columns."""
     methods = [m for m in LABELS if m in scores]
     keys = ("ami", "cost", "mse")
     rows = [[t + 1] + [scores[m][key][t] for key in keys for m in methods] for t in range(iterations)]
-    pad = [""] * (len(methods) - 1)
-    for name, label in (("vb_converged", "VB converged"), ("gold", "gold (NUTS)")):
-        rows.append([label] + [v for key in keys for v in [scores[name][key]] + pad])
     head = ["iteration"] + [f"{key} {LABELS[m]}" for key in ("AMI", "cost", "MSE") for m in methods]
+    final = [[label] + [scores[name][key] for key in keys]
+             for name, label in (("vb_converged", "VB converged"), ("gold", "gold (NUTS)"))]
     return ("Grouping AMI against the true assignments (higher is better); denoising cost −log p(x | x̃) "
-            "(nats/pixel) and MSE per pixel of the clean x (lower is better)\n" + formatting.text_table(head, rows))
+            "(nats/pixel) and MSE per pixel of the clean x (lower is better)\n" + formatting.text_table(head, rows)
+            + "\n\n" + formatting.text_table(["reference", "AMI", "cost", "MSE"], final))
+
+
+def targets(scores: dict, iterations: int) -> list[tuple[str, str, bool]]:
+    """The targets this check reports on, as ``(key, what was measured against what, met)``:
+    after the ``iterations`` it was trained with, the RTagger at least as good as VB after
+    as many and the Tagger at AMI ≥ 0.5; the RTagger run for all scored iterations at least
+    as good as VB at convergence and within 0.05 AMI of the gold standard; the RTagger's AMI
+    rising over the trained iterations."""
+    t = iterations - 1
+    r, vb, gold = scores["rtagger"]["ami"], scores["vb"]["ami"], scores["gold"]
+    tagger, converged = scores["tagger"]["ami"][t], scores["vb_converged"]["ami"]
+    near = gold["rtagger_ami_same_images"]
+    return [("rtagger_ge_vb_same_iters", f"RTagger AMI {r[t]:.4f} vs VB {vb[t]:.4f} after {iterations} iterations",
+             r[t] >= vb[t]),
+            ("tagger_ge_0.5", f"Tagger AMI {tagger:.4f} after {iterations} iterations vs 0.5", tagger >= 0.5),
+            (f"rtagger_{len(r)}_iters_ge_vb_converged",
+             f"RTagger AMI {r[-1]:.4f} after {len(r)} iterations vs VB converged {converged:.4f}", r[-1] >= converged),
+            ("rtagger_within_0.05_of_gold", f"RTagger AMI {near:.4f} vs gold {gold['ami']:.4f} on the gold images "
+             "(within 0.05)", abs(near - gold["ami"]) <= 0.05),
+            ("rtagger_ami_increasing", f"RTagger AMI over iterations 1-{iterations} rising: "
+             + ", ".join(f"{a:.4f}" for a in r[:t + 1]), all(b > a for a, b in zip(r[:t + 1], r[1:t + 1])))]
 
 
 def acceptance(scores: dict, iterations: int) -> dict:
-    """The targets this check reports on: after the ``iterations`` it was trained with, the
-    RTagger at least as good as VB after as many and the Tagger at AMI ≥ 0.5; the RTagger run
-    for all scored iterations at least as good as VB at convergence and within 0.05 AMI of
-    the gold standard; the RTagger's AMI rising over the trained iterations."""
-    t = iterations - 1
-    r, vb, gold = scores["rtagger"]["ami"], scores["vb"]["ami"], scores["gold"]
-    return {"rtagger_ge_vb_same_iters": r[t] >= vb[t],
-            "tagger_ge_0.5": scores["tagger"]["ami"][t] >= 0.5,
-            f"rtagger_{len(r)}_iters_ge_vb_converged": r[-1] >= scores["vb_converged"]["ami"],
-            "rtagger_within_0.05_of_gold": abs(gold["rtagger_ami_same_images"] - gold["ami"]) <= 0.05,
-            "rtagger_ami_increasing": all(b > a for a, b in zip(r[:t + 1], r[1:t + 1]))}
+    """:func:`targets` as ``{key: met}`` (``results.json``'s ``acceptance``)."""
+    return {key: met for key, _, met in targets(scores, iterations)}
 
 
 @common.with_threads
 def run(args) -> int:
     start = time.time()
-    args.out.mkdir(parents=True, exist_ok=True)
-    trained = {e: common.train_or_reuse(args.spec, args, e, common.engine_overrides(args, e)) for e in exp.ENGINES}
+    trained = common.train_engines(args.spec, args, {e: common.engine_overrides(args, e) for e in exp.ENGINES})
     config = trained["rtagger"][0]
     task = config.task
     model = exp.embedded_model(task.explicit_model)
@@ -170,6 +183,9 @@ def run(args) -> int:
 
     plot_groupings(data, shown, args.out / "groupings.png",
                    title=f"check mixture — preset {args.preset}, seed {args.seed}")
-    print("acceptance: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in payload["acceptance"].items()))
+    print("\nTargets (measured and reported, not enforced: the exit status says the check ran, not that a "
+          "target was met):")
+    for _, measured, met in targets(scores, task.iterations):
+        print(f"  {measured}: {'met' if met else 'not met'}")
     print(f"\nwrote {args.out / 'results.json'} and {args.out / 'groupings.png'} ({payload['wall_time_s']:.0f} s)")
     return 0

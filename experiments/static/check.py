@@ -4,7 +4,8 @@ Trains a Ladder and an RLadder with the shared trainer (``static`` experiment, o
 directory each under ``--out``), then scores both, VB after the same number of sweeps and
 the Wiener filter against the exact posterior on the same fresh samples, per iteration.
 Writes ``OUT/results.json`` and ``OUT/curves.png`` and prints the tables.
-Re-running with the same ``--out`` reuses finished engine runs and resumes interrupted ones.
+Re-running with the same ``--out`` reuses finished engine runs and resumes interrupted ones
+(a run of another config or seed there is refused, naming the differing fields).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def register(subparsers, spec) -> None:
     """Add ``check static`` for experiment ``spec`` to ``subparsers``."""
     p = common.add_check_parser(subparsers, "static", ("Ladder and RLadder vs the exact "
                                 "posterior of the embedded static Gaussian hierarchy"),
-                                __doc__, exp.PRESETS, 5, threads=False)
+                                __doc__, exp.PRESETS, 5)
     p.add_argument("--explicit-model", choices=sorted(exp.EMBEDDED_MODELS), default="classes",
                    help="embedded explicit model: classes (a class-mixture top) or linear "
                         "(default: classes)")
@@ -36,9 +37,9 @@ def register(subparsers, spec) -> None:
     p.set_defaults(func=run, spec=spec)
 
 
-def train_or_reuse(args, engine: str):
-    return common.train_or_reuse(args.spec, args, engine,
-                                 common.engine_overrides(args, engine, f"task.explicit_model={args.explicit_model}"))
+def train_engines(args) -> dict:
+    fixed = f"task.explicit_model={args.explicit_model}"
+    return common.train_engines(args.spec, args, {e: common.engine_overrides(args, e, fixed) for e in ENGINES})
 
 
 def score_all(model, engines: dict, config, device) -> tuple[harness.PosteriorEvalSet, dict]:
@@ -99,13 +100,12 @@ def results_payload(args, config, data, scores, train_results, wall, device) -> 
 
 def run(args) -> int:
     start = time.time()
-    args.out.mkdir(parents=True, exist_ok=True)
     if args.deprecated_model:
         args.explicit_model = "classes" if args.deprecated_model == "mixture" else args.deprecated_model
         print(f"warning: --model is deprecated, use --explicit-model {args.explicit_model}", file=sys.stderr)
     model = exp.embedded_model(args.explicit_model)
     print(f"explicit model: {model}")
-    train_results = {engine: train_or_reuse(args, engine) for engine in ENGINES}
+    train_results = train_engines(args)
     config = train_results["rladder"][0]
     device = next(train_results["rladder"][1].model.parameters()).device
     engines = {name: res.model for name, (_, res) in train_results.items()}

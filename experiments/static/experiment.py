@@ -64,6 +64,14 @@ class StaticTask:
     eval_samples: int = 10000
     eval_seed: int = 20171204
 
+    def __post_init__(self) -> None:
+        for name in ("iterations", "eval_samples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"task.{name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("denoise_weight", "class_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"task.{name}: must be >= 0, got {getattr(self, name)}")
+
 
 def _ladder_default() -> LadderConfig:
     return LadderConfig(input_dim=64, hidden_dims=(128, 64), num_classes=10)

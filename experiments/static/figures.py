@@ -19,6 +19,13 @@ PANELS = (("mse_ratio", "excess MSE: MSE / Bayes MSE − 1", 0.0),
 
 
 def plot_curves(results: dict, path: Path) -> None:
+    fig = draw_curves(results)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def draw_curves(results: dict):
+    """The figure of :func:`plot_curves` (one panel per metric that has values)."""
     panels = [p for p in PANELS if any(results[k].get(p[0]) for k in STYLES)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     for ax, (metric, title, optimum) in zip(axes[0], panels):
@@ -26,15 +33,16 @@ def plot_curves(results: dict, path: Path) -> None:
             values = _excess(results[key].get(metric) or [], metric)
             if values:
                 ax.plot(range(1, len(values) + 1), values, **style)
-        if metric == "mse_ratio":
-            ax.axhline(results["wiener"]["mse_ratio"] - 1.0, color="gray", ls=":",
-                       label="Wiener (linear)")
-        ax.axhline(optimum, color="k", lw=0.8, label="Bayes optimum (0)")
+        if metric == "mse_ratio":  # above the VB lines it may coincide with (VB starts from it)
+            ax.axhline(results["wiener"]["mse_ratio"] - 1.0, color="tab:red", ls=(0, (1, 1)), lw=1.6,
+                       zorder=5, label="Wiener (best linear)")
         ax.set_xlabel("iteration")
-        ax.set_title(title, fontsize=10)
-        if _positive(results, metric):
+        if _positive(results, metric):  # the optimum, 0, is off a log axis: said in the title
             ax.set_yscale("log")
+            ax.set_title(f"{title}\n(0 is optimal)", fontsize=10)
         else:  # exact zeros (e.g. the Wiener filter on the linear model): linear near 0
+            ax.axhline(optimum, color="k", lw=0.8, label="Bayes optimum (0)")
+            ax.set_title(title, fontsize=10)
             ax.set_yscale("symlog", linthresh=1e-3)
             ax.set_ylim(bottom=-2e-4)
         ax.xaxis.get_major_locator().set_params(integer=True)
@@ -43,8 +51,7 @@ def plot_curves(results: dict, path: Path) -> None:
     fig.suptitle(f"check static — explicit model {settings['explicit_model']}, preset {settings['preset']}, "
                  f"seed {settings['seed']}", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def _excess(values: list, metric: str) -> list:

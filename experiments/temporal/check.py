@@ -11,7 +11,8 @@ with one sweep per frame) and the prior mean against the Kalman filter's optimal
 prediction on the same fresh sequences, per frame and on average:
 ``MSE / Kalman-optimal MSE`` (1 is optimal; Rao-Blackwellised).
 Writes ``OUT/results.json`` and ``OUT/prediction.png`` and prints the table.
-Re-running with the same ``--out`` reuses finished engine runs and resumes interrupted ones.
+Re-running with the same ``--out`` reuses finished engine runs and resumes interrupted ones
+(a run of another config or seed there is refused, naming the differing fields).
 """
 from __future__ import annotations
 
@@ -37,13 +38,10 @@ def register(subparsers, spec) -> None:
     """Add ``check temporal`` for experiment ``spec`` to ``subparsers``."""
     p = common.add_check_parser(subparsers, "temporal", ("temporal RLadder and ablations vs the Kalman "
                                 "filter of the embedded temporal Gaussian hierarchy"),
-                                __doc__, exp.PRESETS, 5, threads=True)
+                                __doc__, exp.PRESETS, 5)
     p.set_defaults(func=run, spec=spec)
 
 
-def train_or_reuse(args, engine: str):
-    return common.train_or_reuse(args.spec, args, engine,
-                                 common.engine_overrides(args, engine))
 
 
 def score_all(model, engines: dict, config, device):
@@ -66,14 +64,15 @@ def score_all(model, engines: dict, config, device):
 
 def table(data, scores: dict) -> str:
     methods = [m for m in LABELS if m in scores]
-    rows = [[t + 1, round(data.optimal_mse[t], 4)] + [scores[m]["mse_ratio"][t] for m in methods]
-            for t in range(len(data.optimal_mse))]
-    rows.append(["mean", round(sum(data.optimal_mse) / len(data.optimal_mse), 4)]
-                + [scores[m]["mean_mse_ratio"] for m in methods])
-    rows.append(["± s.e.", ""] + [scores[m]["mean_mse_ratio_sem"] for m in methods])
+    rows = [[t + 1] + [scores[m]["mse_ratio"][t] for m in methods] for t in range(len(data.optimal_mse))]
+    rows.append(["mean"] + [scores[m]["mean_mse_ratio"] for m in methods])
+    rows.append(["± s.e."] + [scores[m]["mean_mse_ratio_sem"] for m in methods])
     head = (f"Next-frame prediction: MSE / Kalman-optimal MSE after frame t ({data.size} fresh sequences; "
-            f"1 is optimal; 'optimal' = E tr Cov(x_t+1 | x̃_1:t))")
-    out = head + "\n" + formatting.text_table(["frame t", "optimal"] + [LABELS[m] for m in methods], rows)
+            f"1 is optimal)")
+    optimal = ", ".join(f"{v:.4f}" for v in data.optimal_mse)
+    out = (head + "\n" + formatting.text_table(["frame t"] + [LABELS[m] for m in methods], rows)
+           + f"\nThe Kalman-optimal MSE itself, E tr Cov(x_t+1 | x̃_1:t), after frames 1-{len(data.optimal_mse)}: "
+           + f"{optimal} (mean {sum(data.optimal_mse) / len(data.optimal_mse):.4f})")
     tops = [f"{LABELS[m]} {scores[m]['mean_top_mse_ratio']:.4f}" for m in methods if "mean_top_mse_ratio" in scores[m]]
     if tops:
         out += "\nTop-level task (estimate s_L,t from e_L,t), MSE / Bayes MSE, mean over frames: " + ", ".join(tops)
@@ -96,11 +95,9 @@ def results_payload(args, model, config, data, scores, train_results, wall, devi
     return payload
 
 
-@common.with_threads
 def run(args) -> int:
     start = time.time()
-    args.out.mkdir(parents=True, exist_ok=True)
-    train_results = {engine: train_or_reuse(args, engine) for engine in ENGINES}
+    train_results = common.train_engines(args.spec, args, {e: common.engine_overrides(args, e) for e in ENGINES})
     config = train_results["rladder"][0]
     model = exp.embedded_model(config.task.explicit_model)
     print(f"explicit model: {model}, occlusion {config.task.occlusion:g}")

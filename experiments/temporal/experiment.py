@@ -74,6 +74,11 @@ class TemporalTask:
             raise ValueError(f"task.frames: need at least 2 frames, got {self.frames}")
         if not 0.0 <= self.occlusion < 1.0:
             raise ValueError(f"task.occlusion: must lie in [0, 1), got {self.occlusion}")
+        for name in ("vb_sweeps", "eval_sequences"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"task.{name}: must be >= 1, got {getattr(self, name)}")
+        if not self.top_weight >= 0:
+            raise ValueError(f"task.top_weight: must be >= 0, got {self.top_weight}")
 
 
 def _rladder_default() -> TemporalRLadderConfig:

@@ -117,6 +117,27 @@ def config_to_dict(config: Any) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
+def flatten(config: dict, prefix: str = "") -> dict:
+    """``{"train": {"steps": 3}}`` -> ``{"train.steps": 3}``."""
+    out: dict = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_differences(configs: Sequence[dict], ignore: Sequence[str] = ()) -> dict[str, list[str]]:
+    """The dotted fields (except ``ignore``) on which the config dicts ``configs`` differ,
+    each with its distinct values as JSON text in order of appearance (a missing field
+    reads ``null``)."""
+    flat = [flatten(cfg) for cfg in configs]
+    fields = sorted({name for cfg in flat for name in cfg} - set(ignore))
+    values = {name: list(dict.fromkeys(json.dumps(cfg.get(name)) for cfg in flat)) for name in fields}
+    return {name: seen for name, seen in values.items() if len(seen) > 1}
+
+
 def config_from_dict(cls: type[C], data: dict, _prefix: str = "") -> C:
     """Build ``cls`` from :func:`config_to_dict` output, checking every key and type.
 

@@ -24,12 +24,18 @@ class NonFiniteLossError(TrainingError):
 
 
 class TrainingInterrupted(TrainingError):
-    """SIGINT/SIGTERM stopped training after a final checkpoint was written."""
+    """SIGINT/SIGTERM stopped training after a final checkpoint was written; ``run_dir``
+    is the run to continue."""
 
-    def __init__(self, message: str, signum: int):
+    def __init__(self, message: str, signum: int, run_dir=None):
         super().__init__(message)
         self.signum = signum
+        self.run_dir = run_dir
 
 
 class TableError(TrainingError):
     """Runs that cannot be pooled into one row of a table (their configs differ)."""
+
+
+class ConfigMismatchError(ConfigError):
+    """A run directory to be continued or reused holds a run of another config or seed."""

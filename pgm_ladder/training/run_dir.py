@@ -6,17 +6,27 @@
     RUN_DIR/metrics.jsonl    one JSON object per logged step (step, epoch, wall_time_s, ...)
     RUN_DIR/checkpoints/     step-XXXXXXXX.pt, the last k
     RUN_DIR/figures/         whatever the experiment draws
+    RUN_DIR/tensorboard/     TensorBoard event files (``--tensorboard``)
     RUN_DIR/results.json     written when the run completes
+    RUN_DIR/eval.json, eval-batch-statistics.json    written by ``pgm-ladder eval``
+
+A new run goes into a folder that does not exist, an empty one, or one holding a run that
+was killed before its first checkpoint (it has no progress to lose: it starts afresh).
 """
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from pgm_ladder.atomic_io import write_json_atomic, write_text_atomic
 from pgm_ladder.training.errors import RunDirError
+
+#: what a run directory may hold (anything else there is not ours)
+LAYOUT = frozenset({"config.json", "metrics.jsonl", "checkpoints", "figures", "tensorboard",
+                    "results.json", "eval.json", "eval-batch-statistics.json"})
 
 
 @dataclass(frozen=True)
@@ -43,10 +53,50 @@ class RunDir:
     def results(self) -> Path:
         return self.path / "results.json"
 
-    def create(self, manifest: dict) -> None:
-        """Make the directory and write ``config.json``; refuse one that holds a run."""
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
+
+    def has_progress(self) -> bool:
+        """Whether the run got anywhere: a complete checkpoint or ``results.json``."""
+        return self.results.exists() or any(self.checkpoints.glob("step-*.pt"))
+
+    def new_run_refusal(self) -> str | None:
+        """Why a new run cannot go here (``None``: it can): the folder holds a run with
+        progress, or files that are not a run's."""
+        if not self.path.exists():
+            return None
+        if not self.path.is_dir():
+            return f"{self.path} exists and is not a directory; choose another --out"
+        entries = sorted(p.name for p in self.path.iterdir())
         if self.config.exists():
-            raise self.occupied()
+            if self.has_progress():
+                return str(self.occupied())
+            entries = [name for name in entries if name not in LAYOUT]  # a stillborn run's are ours
+        if not entries:
+            return None
+        more = f" and {len(entries) - 5} more" if len(entries) > 5 else ""
+        return (f"{self.path} holds files that are not a pgm-ladder run ({', '.join(entries[:5])}{more}); "
+                "choose a new or empty --out")
+
+    def clear_stillborn(self) -> bool:
+        """Forget a run killed before its first checkpoint (its log, half-written
+        checkpoints, event files) so that it starts afresh; ``True`` if there was one."""
+        if not self.config.exists() or self.has_progress():
+            return False
+        self.metrics.unlink(missing_ok=True)
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
+        shutil.rmtree(self.tensorboard, ignore_errors=True)
+        return True
+
+    def create(self, manifest: dict) -> None:
+        """Make the directory and write ``config.json``; refuse a folder a new run cannot
+        go into (:meth:`new_run_refusal`); a run killed before its first checkpoint is
+        started afresh."""
+        refusal = self.new_run_refusal()
+        if refusal is not None:
+            raise RunDirError(refusal)
+        self.clear_stillborn()
         self.path.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.config, manifest)
 

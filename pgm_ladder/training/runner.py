@@ -30,7 +30,8 @@ from pgm_ladder.training.devices import (autocast, check_device_options, resolve
 from pgm_ladder.training.errors import (CheckpointError, ConfigError, NonFiniteLossError, RunDirError,
                                         TrainingError, TrainingInterrupted)
 from pgm_ladder.training.optim import make_optimizer, make_scheduler
-from pgm_ladder.training.progress import Progress, bars_wanted, note
+from pgm_ladder.training.events import EventLog, require_tensorboard
+from pgm_ladder.training.progress import Progress, bars_wanted, lines_wanted, note
 from pgm_ladder.training.provenance import provenance
 from pgm_ladder.training.spec import ExperimentSpec, Parts, load_spec, remember
 from pgm_ladder.training.run_dir import MetricsLog, RunDir, default_run_dir
@@ -49,44 +50,64 @@ class TrainResult:
 
 def train(spec: ExperimentSpec, config: Any, run_dir: Optional[Path] = None,
           *, preset: str = "custom", seed: int = 0, overrides: Sequence[str] = (),
-          quiet: bool = False) -> TrainResult:
+          quiet: bool = False, tensorboard: bool = False) -> TrainResult:
     """Train experiment ``spec`` with ``config`` into a new ``run_dir`` (default
     ``runs/EXPERIMENT-PRESET-seedS-TIME``). ``preset``, ``overrides`` and ``spec.home`` are
-    recorded."""
+    recorded. ``run_dir`` must not exist, be empty, or hold a run killed before its first
+    checkpoint (started afresh: it has nothing to lose). ``tensorboard``: also write the
+    metrics as TensorBoard event files in ``RUN_DIR/tensorboard``."""
     if not isinstance(spec, ExperimentSpec):
         raise TypeError(f"spec: expected an ExperimentSpec, got {type(spec).__name__} (look a "
                         "name up with experiments.registry.get)")
     remember(spec)
     if not isinstance(config, spec.config_type):
         raise TypeError(f"config for {spec.name!r} must be a {spec.config_type.__name__}")
+    if tensorboard:
+        require_tensorboard()
     ctx, device = _start(config)
     try:
         path = ddp.broadcast(ctx, str(run_dir or default_run_dir(spec.name, preset, seed)))
         run = RunDir(Path(path))
-        if any(ddp.gather(ctx, run.config.exists())):
-            raise run.occupied()
+        refusals = [r for r in ddp.gather(ctx, run.new_run_refusal()) if r]
+        if refusals:
+            raise RunDirError(refusals[0])
         if ctx.is_main:
+            if run.clear_stillborn():
+                note(f"{run.path}: a run killed before its first checkpoint; starting it afresh",
+                     quiet=quiet, is_main=True)
             run.create({"experiment": spec.name, "home": spec.home, "preset": preset, "seed": seed,
                         "overrides": list(overrides), "config": config_to_dict(config)})
         ddp.barrier(ctx)
-        return _Trainer(spec, config, run, seed, device, ctx, quiet).run(None, None)
+        return _Trainer(spec, config, run, seed, device, ctx, quiet, tensorboard).run(None, None)
     finally:
         ddp.shutdown(ctx)
 
 
 def resume(run_dir: Path, *, checkpoint: Optional[Path] = None, overrides: Sequence[str] = (),
-           quiet: bool = False) -> TrainResult:
-    """Continue the run in ``run_dir`` from ``checkpoint`` (default: its latest), with
-    optional config ``overrides`` (e.g. ``train.steps=2000`` to train longer,
-    ``train.device=cpu``). Nothing is written unless the checkpoint loads."""
-    run, manifest, spec, config, path, state = _open_run(run_dir, checkpoint, overrides)
+           quiet: bool = False, tensorboard: bool = False) -> TrainResult:
+    """Continue the run in ``run_dir`` from ``checkpoint`` (default: its latest loadable
+    one, saying so when a later one is corrupt), with optional config ``overrides`` (e.g.
+    ``train.steps=2000`` to train longer, ``train.device=cpu``). A run killed before its
+    first checkpoint starts afresh from step 0 with its config and seed. Nothing is written
+    unless a checkpoint loads or there is none."""
+    if tensorboard:
+        require_tensorboard()
+    run, manifest, spec, config, path, state = _open_run(run_dir, checkpoint, overrides,
+                                                         fallback=True, quiet=quiet)
     ctx, device = _start(config)
     try:
-        trainer = _Trainer(spec, config, run, manifest["seed"], device, ctx, quiet)
+        trainer = _Trainer(spec, config, run, manifest["seed"], device, ctx, quiet, tensorboard)
         if overrides and ctx.is_main:
             trainer.pending_manifest = {
                 **manifest, "config": config_to_dict(config),
                 "resume_overrides": manifest.get("resume_overrides", []) + list(overrides)}
+        if state is None and ctx.is_main:
+            run.clear_stillborn()
+            trainer.say(f"{run.path} holds no checkpoint (killed before its first one): starting "
+                        f"from step 0 with its config and seed {manifest['seed']}")
+            if trainer.pending_manifest is not None:
+                run.write_manifest(trainer.pending_manifest)
+        ddp.barrier(ctx)
         return trainer.run(state, path)
     finally:
         ddp.shutdown(ctx)
@@ -150,19 +171,51 @@ def _trained_parts(run_dir: Path, checkpoint: Optional[Path], overrides: Sequenc
     return run, spec, path, state, dev, parts
 
 
-def _open_run(run_dir: Path, checkpoint: Optional[Path], overrides: Sequence[str]):
+def _open_run(run_dir: Path, checkpoint: Optional[Path], overrides: Sequence[str], *,
+              fallback: bool = False, quiet: bool = False):
     """The run's manifest, experiment, config (with ``overrides``) and loaded checkpoint
-    (the latest unless one is named); reads only."""
+    (the named one, else the latest); reads only. ``fallback`` (resume): when the latest
+    checkpoint does not load, the latest that does, saying so, and ``(None, None)`` for a
+    run without any checkpoint; otherwise a run without a checkpoint is an error."""
     run = RunDir(Path(run_dir))
     manifest = run.read_manifest()
     spec = load_spec(manifest["experiment"], manifest.get("home"))
     config = apply_overrides(config_from_dict(spec.config_type, spec.upgrade(manifest["config"])),
                              spec.overrides(overrides))
-    path = Path(checkpoint) if checkpoint else CheckpointDir(run.checkpoints, 1).latest()
-    if path is None:
+    if checkpoint:
+        return run, manifest, spec, config, Path(checkpoint), load_checkpoint(checkpoint, spec.name)
+    found = CheckpointDir(run.checkpoints, 1).all()
+    if not found and not fallback:
         raise RunDirError(f"run directory {run.path} holds no checkpoint (looked in "
                           f"{run.checkpoints})")
-    return run, manifest, spec, config, path, load_checkpoint(path, spec.name)
+    path, state = _latest_loadable(found, spec.name, fallback, quiet)
+    return run, manifest, spec, config, path, state
+
+
+def _latest_loadable(found: Sequence[Path], experiment: str, fallback: bool, quiet: bool):
+    """``(path, state)`` of the latest of the checkpoints ``found`` (oldest first) that
+    loads; without ``fallback`` only the latest is tried, and its error names the earlier
+    one to pass with ``--checkpoint``."""
+    failed: list[CheckpointError] = []
+    for path in reversed(found):
+        try:
+            state = load_checkpoint(path, experiment)
+        except CheckpointError as err:
+            if not fallback:
+                earlier = f"; the one before is {found[-2]} (pass --checkpoint {found[-2]})" \
+                    if len(found) > 1 else ""
+                raise CheckpointError(f"{err}{earlier}") from err
+            failed.append(err)
+            continue
+        if failed:
+            note(f"note: {found[-1]} does not load ({len(failed)} checkpoint(s) corrupt); falling back "
+                 f"to {path} (step {state['step']}); the later ones will be replaced. Pass --checkpoint "
+                 "to choose another.", quiet=quiet, is_main=ddp.from_environment().is_main)
+        return path, state
+    if failed:
+        raise CheckpointError(f"no checkpoint of {Path(found[0]).parent} loads: "
+                              + "; ".join(map(str, failed)))
+    return None, None
 
 
 def _start(config) -> tuple[ddp.DistContext, torch.device]:
@@ -219,9 +272,10 @@ class _StopSignals:
 
 class _Trainer:
     def __init__(self, spec: ExperimentSpec, config, run: RunDir, seed: int,
-                 device: torch.device, ctx: ddp.DistContext, quiet: bool):
+                 device: torch.device, ctx: ddp.DistContext, quiet: bool, tensorboard: bool = False):
         self.spec, self.config, self.cfg = spec, config, config.train
         self.run_dir, self.seed, self.device, self.ctx, self.quiet = run, seed, device, ctx, quiet
+        self.tensorboard = tensorboard
         self.pending_manifest: Optional[dict] = None
         self.checkpoints = CheckpointDir(run.checkpoints, self.cfg.keep_last)
 
@@ -300,10 +354,14 @@ class _Trainer:
         model = ddp.wrap(self.model, self.ctx, self.device)
         if self.cfg.compile:
             model = torch.compile(model)
-        self.log = MetricsLog(self.run_dir.metrics) if self.ctx.is_main else None
+        self.logs = [MetricsLog(self.run_dir.metrics)] if self.ctx.is_main else []
+        if self.tensorboard and self.ctx.is_main:
+            self.logs.append(EventLog(self.run_dir.tensorboard))
         self.t0 = time.monotonic()
         progress = Progress(self.total_steps, self.source.batches_per_epoch, self.step,
-                            bars_wanted(self.quiet, self.ctx.is_main))
+                            bars_wanted(self.quiet, self.ctx.is_main),
+                            lines=lines_wanted(self.quiet, self.ctx.is_main),
+                            label=f"{self.spec.name} ({self.run_dir.path})")
         try:
             with _StopSignals() as stop:
                 while not self._done():
@@ -316,8 +374,8 @@ class _Trainer:
             return self._finish(parts)
         finally:
             progress.close()
-            if self.log is not None:
-                self.log.close()
+            for log in self.logs:
+                log.close()
 
     def _one_step(self, model: nn.Module, parts: Parts) -> float:
         epoch = self.source.epoch
@@ -367,9 +425,9 @@ class _Trainer:
         return self.wall_before + time.monotonic() - self.t0
 
     def _log(self, values: dict) -> None:
-        if self.log is not None:
-            self.log.write({"step": self.step, "epoch": self.epoch,
-                            "wall_time_s": round(self._wall(), 4), **values})
+        record = {"step": self.step, "epoch": self.epoch, "wall_time_s": round(self._wall(), 4), **values}
+        for log in self.logs:
+            log.write(record)
 
     def _save(self) -> None:
         """Write a checkpoint of the state after ``self.step`` steps (all processes
@@ -399,7 +457,7 @@ class _Trainer:
         name = signal.Signals(signum).name
         raise TrainingInterrupted(
             f"{name} at step {self.step}: checkpoint {self.last_checkpoint} written; continue "
-            f"with `pgm-ladder resume {self.run_dir.path}`", signum)
+            f"with `pgm-ladder resume {self.run_dir.path}`", signum, self.run_dir.path)
 
     def _finish(self, parts: Parts) -> TrainResult:
         if self.saved_step != self.step:

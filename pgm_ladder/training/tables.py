@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 from pgm_ladder.formatting import text_table
+from pgm_ladder.training.config import config_differences
 from pgm_ladder.training.errors import TableError
 from pgm_ladder.training.run_dir import RunDir
 
@@ -35,38 +35,29 @@ class Row:
 def find_results(paths: Iterable[Path]) -> list[dict]:
     """The ``results.json`` of each run directory; a directory without one (a sweep)
     contributes the runs directly inside it."""
-    found = []
+    runs: dict[Path, Path] = {}  # resolved path -> the path as given
     for path in map(Path, paths):
         run = RunDir(path)
         if run.results.is_file():
-            found.append(run.read_results())
-            continue
-        inner = sorted(p for p in path.glob("*/results.json")) if path.is_dir() else []
-        if not inner:
-            run.read_results()  # raises, naming the directory
-        found += [RunDir(p.parent).read_results() for p in inner]
-    return found
-
-
-def flatten(config: dict, prefix: str = "") -> dict:
-    """``{"train": {"steps": 3}}`` -> ``{"train.steps": 3}``."""
-    out: dict = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
+            inner = [path]
         else:
-            out[f"{prefix}{key}"] = value
-    return out
+            inner = sorted(p.parent for p in path.glob("*/results.json")) if path.is_dir() else []
+            if not inner:
+                run.read_results()  # raises, naming the directory
+        for run_path in inner:
+            key = run_path.resolve()
+            if key in runs:
+                raise TableError(f"run {run_path} is given twice (also as {runs[key]}); "
+                                 "a mean ± std over seeds counts each run once")
+            runs[key] = run_path
+    return [RunDir(path).read_results() for path in runs.values()]
 
 
 def check_poolable(results: Sequence[dict], what: str) -> None:
     """Raise :class:`TableError` naming the config fields (other than
     :data:`POOLABLE_FIELDS`) on which the runs of one table row differ: a mean ± std over
     seeds must not mix, say, two training budgets."""
-    configs = [flatten(res.get("config", {})) for res in results]
-    fields = sorted({name for cfg in configs for name in cfg} - set(POOLABLE_FIELDS))
-    differing = {name: list(dict.fromkeys(json.dumps(cfg.get(name)) for cfg in configs)) for name in fields}
-    differing = {name: values for name, values in differing.items() if len(values) > 1}
+    differing = config_differences([res.get("config", {}) for res in results], POOLABLE_FIELDS)
     if differing:
         listed = "; ".join(f"{name}: {', '.join(values)}" for name, values in differing.items())
         raise TableError(f"the runs of {what} differ in their config ({listed}); tabulate them separately")
@@ -77,6 +68,11 @@ def summarise(runs: Sequence[dict], what: str) -> Row:
     the paper's numbers and, per metric, ``(mean, std)`` over the runs; the runs must be
     poolable (:func:`check_poolable`, ``what`` names the row in its error)."""
     check_poolable(runs, what)
+    seeds = [seed for res in runs for seed in res["seeds"]]
+    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if repeated:
+        raise TableError(f"the runs of {what} repeat seed(s) {', '.join(map(str, repeated))}: the "
+                         "same seed and config is the same run; tabulate distinct seeds")
     row = Row(runs[0]["experiment"], runs[0]["preset"], [])
     values: dict[str, list[float]] = {}
     for res in runs:
