@@ -53,6 +53,17 @@ def check_shape(tensor: torch.Tensor, shape: tuple, name: str) -> None:
         raise ShapeError(f"{name}: expected shape ({want}), got {tuple(tensor.shape)}")
 
 
+def check_dtype(tensor: torch.Tensor, module: nn.Module, name: str) -> None:
+    """Raise :class:`TypeError` unless ``tensor`` has the dtype of ``module``'s parameters,
+    naming both and the cast that fixes it (the explicit models sample float64; the
+    engines are float32 unless converted with ``.double()``)."""
+    param = next(module.parameters(), None)
+    if param is not None and tensor.dtype != param.dtype:
+        cast = {torch.float32: ".float()", torch.float64: ".double()"}.get(param.dtype, f".to({param.dtype})")
+        raise TypeError(f"{name}: dtype {tensor.dtype} but the engine's parameters are {param.dtype}; "
+                        f"pass {name}{cast} (or convert the engine, e.g. engine.double())")
+
+
 # --------------------------------------------------------------------------- outputs
 class StepOutput(abc.ABC):
     """What an engine emits after one step (one iteration or one frame), SPEC §3.2's two
@@ -188,8 +199,10 @@ class InferenceEngine(nn.Module, abc.ABC):
     def _check_inputs(self, x_noisy: torch.Tensor, iterations: int,
                       x_clean: Optional[torch.Tensor]) -> None:
         check_shape(x_noisy, (None, self.input_dim), "x_noisy")
+        check_dtype(x_noisy, self, "x_noisy")
         if x_clean is not None:
             check_shape(x_clean, tuple(x_noisy.shape), "x_clean")
+            check_dtype(x_clean, self, "x_clean")
         if not isinstance(iterations, int) or iterations < 1:
             raise ValueError(f"iterations must be a positive int, got {iterations!r}")
         if not torch.isfinite(x_noisy).all():

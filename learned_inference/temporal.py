@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from . import config_utils as cu
-from .base import FrameOutput, SequenceEngine, check_shape
+from .base import FrameOutput, SequenceEngine, check_dtype, check_shape
 from .rladder import RLadder, RLadderCarry, RLadderConfig
 
 #: the RLadder settings :meth:`TemporalRLadderConfig.make` uses unless told otherwise
@@ -116,6 +116,7 @@ class TemporalRLadder(nn.Module, SequenceEngine):
         """``[x̃ ⊙ o, o]`` (or ``x̃ ⊙ o``) for one frame ``(B, n_0)``; occluded values are
         never read (NaN there is fine)."""
         check_shape(x_noisy, (None, self.obs_dim), "x_noisy")
+        check_dtype(x_noisy, self, "x_noisy")
         if visibility is None:
             visibility = torch.ones_like(x_noisy)
         check_shape(visibility, tuple(x_noisy.shape), "visibility")

@@ -1,4 +1,5 @@
 """``pgm-ladder data verify`` and its ``--data-dir`` flag."""
+import os
 import shutil
 
 import pytest
@@ -45,3 +46,31 @@ def test_verify_names_a_corrupt_file_and_both_checksums(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "CORRUPT" in out and str(copy) in out
     assert checksums.EXPECTED[SMALL].sha256 in out
+
+
+def test_verify_says_when_the_data_folder_does_not_exist(tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    assert main(["data", "verify", "--data-dir", str(missing)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert f"data directory {missing} does not exist" in captured.err
+
+
+def test_full_rehashes_a_file_changed_in_place(tmp_path, capsys, monkeypatch):
+    from experiments.datasets import paths
+
+    name = "polyphonic/Nottingham.mat"
+    (tmp_path / "polyphonic").mkdir()
+    target = tmp_path / name
+    target.write_bytes(b"original bytes")
+    monkeypatch.setitem(checksums.EXPECTED, name, checksums.EXPECTED[name]._replace(
+        sha256=paths.sha256_of_file(target)))
+    argv = ["data", "verify", "--data-dir", str(tmp_path), "--only", name, "--cache-dir", str(tmp_path / "c")]
+    assert main(argv) == 0
+    stat = target.stat()
+    target.write_bytes(b"changed bytes!")  # same size, same mtime: the cache cannot tell
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    paths.clear_verification_memo()
+    assert main(argv) == 0  # trusted from the recorded (size, mtime)
+    assert main([*argv, "--full"]) == 1
+    assert "CORRUPT" in capsys.readouterr().out

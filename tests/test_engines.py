@@ -416,3 +416,19 @@ def test_rladder_learns_to_denoise_better_than_identity():
         mse = F.mse_loss(model(xn, iterations=2).last.denoised, x).item()
     identity = F.mse_loss(xn, x).item()  # about sigma_n^2 = 0.25
     assert mse < 0.6 * identity, (mse, identity)
+
+
+@pytest.mark.parametrize("make", [ladder, rladder])
+def test_float64_input_to_a_float32_engine_names_the_cast(make):
+    model = make()
+    with pytest.raises(TypeError, match=r"x_noisy: dtype torch.float64 but the engine's parameters are "
+                                        r"torch.float32; pass x_noisy.float\(\)"):
+        model(torch.randn(B, D, dtype=torch.float64))
+    with pytest.raises(TypeError, match="x_clean: dtype torch.float64"):
+        model(torch.randn(B, D), x_clean=torch.randn(B, D, dtype=torch.float64))
+
+
+def test_float64_frames_to_a_float32_temporal_engine_name_the_cast():
+    engine = TemporalRLadder(TemporalRLadderConfig.make(obs_dim=D, hidden_dims=(6, 5)))
+    with pytest.raises(TypeError, match=r"x_noisy: dtype torch.float64 .* pass x_noisy.float\(\)"):
+        engine(torch.randn(B, 3, D, dtype=torch.float64))

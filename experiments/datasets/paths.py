@@ -134,18 +134,19 @@ def _write_checksum_cache(path: Path, table: Dict[str, list]) -> None:
         pass
 
 
-def _file_sha256_cached(path: Path, cache: Optional[PathLike]) -> str:
-    """sha256 of ``path``, reusing a value recorded for the same (path, size, mtime)."""
+def _file_sha256_cached(path: Path, cache: Optional[PathLike], full: bool = False) -> str:
+    """sha256 of ``path``, reusing a value recorded for the same (path, size, mtime)
+    unless ``full`` (then the bytes are hashed again and the record renewed)."""
     stat = path.stat()
     key = str(path.resolve())
     stamp = (stat.st_size, stat.st_mtime_ns)
     memo = _VERIFIED.get(key)
-    if memo is not None and memo[:2] == stamp:
+    if memo is not None and memo[:2] == stamp and not full:
         return memo[2]
     cache_file = cache_dir(cache) / CHECKSUM_CACHE_NAME
     table = _read_checksum_cache(cache_file)
     entry = table.get(key)
-    if isinstance(entry, list) and len(entry) == 3 and tuple(entry[:2]) == stamp:
+    if not full and isinstance(entry, list) and len(entry) == 3 and tuple(entry[:2]) == stamp:
         digest = str(entry[2])
     else:
         digest = sha256_of_file(path)
@@ -157,11 +158,12 @@ def _file_sha256_cached(path: Path, cache: Optional[PathLike]) -> str:
 
 
 def verified_path(
-    relpath: str, data: Optional[PathLike] = None, cache: Optional[PathLike] = None
+    relpath: str, data: Optional[PathLike] = None, cache: Optional[PathLike] = None, full: bool = False
 ) -> Path:
     """The path of data file ``relpath`` (e.g. ``"mnist/t10k-labels-idx1-ubyte.gz"``), verified.
 
-    ``data`` overrides the data directory (see :func:`data_dir`), ``cache`` the cache directory.
+    ``data`` overrides the data directory (see :func:`data_dir`), ``cache`` the cache directory;
+    ``full`` hashes the file again even if its (size, mtime) matches a recorded checksum.
     Raises :class:`DataFileMissing` naming the expected path and ``PGM_LADDER_DATA``, or
     :class:`DataFileCorrupt` naming the file and both checksums.
     """
@@ -176,7 +178,7 @@ def verified_path(
             f"put it there, or set {DATA_ENV} (or pass --data-dir) to a directory that holds "
             f"{relpath}; see docs/datasets.md. Nothing is downloaded."
         )
-    actual = _file_sha256_cached(path, cache)
+    actual = _file_sha256_cached(path, cache, full)
     if actual != expected.sha256:
         raise DataFileCorrupt(
             f"corrupted data file {path}: sha256 is {actual} but expected {expected.sha256}; "
