@@ -164,3 +164,16 @@ def test_lever_sweep_runs_and_writes_its_table(tmp_path):
     assert "tagger-all-seed0" in (out / "levers.md").read_text()
     config = json.loads((out / "tagger-all-seed0" / "config.json").read_text())["config"]
     assert config["tag"]["mask_skip"] == "output" and config["tag"]["z_rank"] == 4
+
+
+@pytest.mark.slow
+def test_ladder_decoder_lever_trains_an_rtagger_with_the_ladder_combinator(tmp_path):
+    from experiments.mixture import levers
+
+    out = tmp_path / "levers"
+    assert levers.main(["--preset", "smoke", "--engines", "rtagger", "--variants", "+ladder_decoder",
+                        "--out", str(out), "--steps", "3"]) == 0
+    config = json.loads((out / "rtagger-+ladder_decoder-seed0" / "config.json").read_text())["config"]
+    assert config["rladder"]["decoder_cell"] == "ladder" and config["rladder"]["combinator_sigmoid_v"] is True
+    rows = json.loads((out / "levers.json").read_text())["rows"]
+    assert len(rows) == 1 and all(-1.0 <= a <= 1.0 for a in rows[0]["ami"])  # AMI is adjusted for chance: may be < 0

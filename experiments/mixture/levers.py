@@ -36,6 +36,9 @@ LEVERS: dict[str, tuple[str, ...]] = {
     "layer_norm": ("tag.projection_norm=layer",),
     "init_std3": ("tag.init_logit_std=3.0",),
     "last_cost": ("tag.cost_weighting=last",),
+    # the Ladder's combinator (SPEC §3.1) as the RLadder's decoder cell (RTagger only; the
+    # Tagger's Ladder has it already)
+    "ladder_decoder": ("rladder.decoder_cell=ladder", "rladder.combinator_sigmoid_v=true"),
 }
 EVAL_ITERATIONS = 8
 
