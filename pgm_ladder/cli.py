@@ -28,6 +28,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(experiments: Optional[Mapping[str, ExperimentSpec]] = None) -> argparse.ArgumentParser:
     """The parser over ``experiments`` (default: the catalogue ``experiments.registry``)."""
+    from experiments.bench import bench, guides
     from experiments.datasets.command import register_commands as register_data
     from experiments.registry import catalogue
 
@@ -52,6 +53,8 @@ def build_parser(experiments: Optional[Mapping[str, ExperimentSpec]] = None) -> 
         command.set_defaults(func=run_check(name, command.get_default("func")))
     register_training(sub, experiments)
     register_data(sub)
+    bench.register(sub)
+    guides.register(sub)
     return parser
 
 

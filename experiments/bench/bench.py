@@ -43,21 +43,21 @@ GUIDES = {"ladder": LadderGuide, "mean_field_encoder": MeanFieldEncoderGuide}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--widths", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
+    p.add_argument("--widths", type=int, nargs="+", default=[64, 128, 256, 512, 1024], help="widths of the embedded static model (three levels w, w/2, w/4; default 64 .. 1024)")
     p.add_argument("--batch", type=int, default=10000, help="posteriors per timed batch (default 10000)")
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--train-steps", type=int, default=300)
-    p.add_argument("--train-batch", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts to time each method with (default 1 2)")
+    p.add_argument("--train-steps", type=int, default=300, help="SVI steps per amortised guide and width (default 300)")
+    p.add_argument("--train-batch", type=int, default=128, help="fresh model samples per guide SVI step (default 128)")
+    p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate of the guides' SVI (default 0.01)")
     p.add_argument("--eval", type=int, default=200, help="examples the KL is measured on")
-    p.add_argument("--vb-examples", type=int, default=100)
-    p.add_argument("--vb-tol", type=float, default=1e-4)
-    p.add_argument("--vb-max-sweeps", type=int, default=1000)
-    p.add_argument("--svi-max-s", type=float, default=60.0)
-    p.add_argument("--nuts-draws", type=int, default=50)
-    p.add_argument("--nuts-max-width", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("docs/results"))
+    p.add_argument("--vb-examples", type=int, default=100, help="examples VB is timed on (default 100)")
+    p.add_argument("--vb-tol", type=float, default=1e-4, help="VB's convergence tolerance (default 1e-4)")
+    p.add_argument("--vb-max-sweeps", type=int, default=1000, help="VB's sweep cap (default 1000)")
+    p.add_argument("--svi-max-s", type=float, default=60.0, help="seconds per-example SVI may run to reach the guide's KL (default 60)")
+    p.add_argument("--nuts-draws", type=int, default=50, help="NUTS draws per chain (default 50)")
+    p.add_argument("--nuts-max-width", type=int, default=256, help="widest model NUTS is run on (default 256)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the model samples and the training (default 0)")
+    p.add_argument("--out", type=Path, default=Path("docs/results"), help="folder for bench.json, bench.md and bench.png (default docs/results)")
 
 
 def _timed(fn) -> float:

@@ -31,17 +31,17 @@ GUIDES = {"ladder": LadderGuide, "mean_field_encoder": MeanFieldEncoderGuide}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", nargs="+", default=["linear", "classes"], choices=["linear", "classes"])
+    p.add_argument("--models", nargs="+", default=["linear", "classes"], choices=["linear", "classes"], help="static models to fit guides to (default: linear classes)")
     p.add_argument("--steps", type=int, default=600, help="SVI steps per guide (default 600)")
     p.add_argument("--mixture-steps", type=int, default=300, help="SVI steps per guide, classes model")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--batch-size", type=int, default=256, help="fresh model samples per SVI step (default 256)")
+    p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default 0.01)")
     p.add_argument("--eval", type=int, default=500, help="fresh evaluation samples (default 500)")
     p.add_argument("--particles", type=int, default=1000, help="importance-sampling particles")
-    p.add_argument("--svi-examples", type=int, default=3)
-    p.add_argument("--svi-steps", type=int, default=3000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("docs/results/guides.json"))
+    p.add_argument("--svi-examples", type=int, default=3, help="examples fitted by per-example SVI (default 3)")
+    p.add_argument("--svi-steps", type=int, default=3000, help="SVI steps per example (default 3000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the samples and the training (default 0)")
+    p.add_argument("--out", type=Path, default=Path("docs/results/guides.json"), help="results JSON (default docs/results/guides.json)")
 
 
 def score_model(name: str, args) -> dict:
