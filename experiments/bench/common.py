@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import subprocess
 
 import torch
 
 from experiments.static.experiment import EMBEDDED_MODELS
 from explicit_models.static_hierarchy import StaticGaussianHierarchy
+from pgm_ladder.training.provenance import git_revision, hardware
 
 
 def scaled_model(name: str, width: int) -> StaticGaussianHierarchy:
@@ -25,21 +24,23 @@ def scaled_model(name: str, width: int) -> StaticGaussianHierarchy:
 
 
 def machine() -> dict:
-    """Hardware, revision, threads and load of this run."""
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        rev = "unknown"
-    cpu = platform.processor() or platform.machine()
+    """Hardware, revision, threads and load of this run (the shared
+    :func:`pgm_ladder.training.provenance.hardware` / ``git_revision``, plus the CPU's model
+    name, which ``platform`` does not give on Linux, and what a timing depends on)."""
+    hw = hardware("cpu")
+    return {"cpu": _cpu_model() or hw["processor"], "cpu_count": hw["cpu_count"], "torch": hw["torch"],
+            "revision": git_revision()["git_revision"], "torch_threads": torch.get_num_threads(),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), "load_average": os.getloadavg()}
+
+
+def _cpu_model() -> str | None:
+    """The first ``model name`` of ``/proc/cpuinfo`` (``None`` where there is none)."""
     try:
         with open("/proc/cpuinfo") as f:
             names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
     except OSError:
-        pass
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch": torch.__version__, "revision": rev,
-            "torch_threads": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-            "load_average": os.getloadavg()}
+        return None
+    return names[0] if names else None
 
 
 def command(name: str, help_text: str, doc: str, add_arguments, run):
