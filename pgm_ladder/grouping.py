@@ -9,8 +9,8 @@ import torch
 
 from learned_inference import LadderConfig, RLadderConfig, TagConfig
 from learned_inference.tag_costs import tag_cost
+from pgm_ladder.training.iteration_costs import COST_WEIGHTINGS, iteration_weights  # noqa: F401 (re-exported)
 
-COST_WEIGHTINGS = ("uniform", "increasing", "last")
 
 
 @dataclass
@@ -41,20 +41,6 @@ def tag_config(settings: TagSettings, inner: Union[LadderConfig, RLadderConfig],
                      likelihood=likelihood, num_classes=num_classes, init_mean=init_mean,
                      init_logit_std=settings.init_logit_std, mask_skip=settings.mask_skip,
                      z_skip=settings.z_skip, x_input=settings.x_input, z_rank=settings.z_rank)
-
-
-def iteration_weights(iterations: int, weighting: str) -> torch.Tensor:
-    """Weights summing to 1 over ``iterations`` for ``weighting`` (:class:`TagSettings`)."""
-    if weighting not in COST_WEIGHTINGS:
-        raise ValueError(f"cost_weighting: expected one of {COST_WEIGHTINGS}, got {weighting!r}")
-    if weighting == "uniform":
-        w = torch.ones(iterations)
-    elif weighting == "increasing":
-        w = torch.arange(1, iterations + 1, dtype=torch.float32)
-    else:
-        w = torch.zeros(iterations)
-        w[-1] = 1.0
-    return w / w.sum()
 
 
 def grouping_losses(output, x_clean: torch.Tensor, weighting: str = "uniform") -> dict:

@@ -27,6 +27,7 @@ from learned_inference import LadderConfig, RLadderConfig, build_engine
 from pgm_ladder import harness
 from pgm_ladder.training.batches import SampledStream
 from pgm_ladder.embedded import EmbeddedModels
+from pgm_ladder.training.iteration_costs import COST_WEIGHTINGS, iteration_weights
 from pgm_ladder.training.config import ExperimentConfig, OptimConfig, cosine_schedule
 from pgm_ladder.training.spec import Parts
 
@@ -53,6 +54,9 @@ class StaticTask:
     the training cost is, summed over iterations, ``denoise_weight ·`` per-unit MSE of the
     bottom read-out against the clean ``x`` plus ``class_weight ·`` cross-entropy of the
     top read-out against the sampled class (SPEC §3.2), plus the engine's auxiliary cost.
+    ``cost_weighting`` weights the iterations in that sum (ours,
+    :mod:`pgm_ladder.training.iteration_costs`; the weights are scaled to sum to
+    ``iterations``, so ``uniform`` is the papers' plain sum).
     ``input_dim`` and ``num_classes`` of the engine configs are set from the model.
     """
 
@@ -61,6 +65,7 @@ class StaticTask:
     iterations: int = 4
     denoise_weight: float = 1.0
     class_weight: float = 1.0
+    cost_weighting: Literal["uniform", "increasing", "last"] = "uniform"
     eval_samples: int = 10000
     eval_seed: int = 20171204
 
@@ -71,6 +76,9 @@ class StaticTask:
         for name in ("denoise_weight", "class_weight"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"task.{name}: must be >= 0, got {getattr(self, name)}")
+        if self.cost_weighting not in COST_WEIGHTINGS:
+            raise ValueError(f"task.cost_weighting: expected one of {COST_WEIGHTINGS}, "
+                             f"got {self.cost_weighting!r}")
 
 
 def _ladder_default() -> LadderConfig:
@@ -94,16 +102,24 @@ def engine_config(config: StaticConfig, model: StaticGaussianHierarchy):
     return dataclasses.replace(chosen, input_dim=model.widths[0], num_classes=model.num_classes)
 
 
+def _weighted_sum(weighting: str):
+    """``costs -> Σ_t T·w_t·costs_t`` (``uniform``: the plain sum, kept bit-identical)."""
+    if weighting == "uniform":
+        return lambda costs: costs.sum()
+    return lambda costs: (iteration_weights(len(costs), weighting).to(costs) * costs).sum() * len(costs)
+
+
 def task_losses(engine, batch, task: StaticTask) -> dict:
     """The summed-over-iterations task costs of one batch (see :class:`StaticTask`)."""
     x_noisy, x_clean, classes = batch
     out = engine(x_noisy, iterations=task.iterations, x_clean=x_clean)
     mse = torch.stack([F.mse_loss(it.denoised, x_clean) for it in out.iterations])
-    loss = task.denoise_weight * mse.sum() + out.aux_cost
+    weighted = _weighted_sum(task.cost_weighting)
+    loss = task.denoise_weight * weighted(mse) + out.aux_cost
     values = {"mse_last": mse[-1].detach()}
     if classes is not None and out.last.class_logits is not None:
         ce = torch.stack([F.cross_entropy(it.class_logits, classes) for it in out.iterations])
-        loss = loss + task.class_weight * ce.sum()
+        loss = loss + task.class_weight * weighted(ce)
         values["ce_last"] = ce[-1].detach()
     if torch.is_tensor(out.aux_cost) and out.aux_cost.requires_grad:
         values["aux_cost"] = out.aux_cost.detach()
