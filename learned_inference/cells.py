@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import config_utils as cu
 from .base import check_shape
 
 #: normalisation kinds accepted by :func:`make_norm`
@@ -30,20 +31,57 @@ NORM_KINDS = ("none", "batch", "layer")
 ENCODER_CELLS = ("gru", "lstm")
 
 
-def make_norm(kind: str, width: int, affine: bool = True) -> nn.Module:
+def make_norm(kind: str, width: int, affine: bool = True, steps: int = 1) -> nn.Module:
     """A normalisation over the ``width`` units of a ``(batch, width)`` tensor.
 
-    ``"batch"``: BatchNorm1d (batch statistics in training, running ones in eval);
+    ``"batch"``: BatchNorm1d (batch statistics in training, running ones in eval) — with
+    ``steps > 1`` a :class:`StepBatchNorm` keeping running statistics per recurrent step;
     ``"layer"``: LayerNorm over the units; ``"none"``: identity. ``affine=False`` gives a
-    pure normalisation without learned scale/shift.
+    pure normalisation without learned scale/shift. Call it through :func:`apply_norm`.
     """
+    cu.check_positive_int(steps, "steps")
     if kind == "none":
         return nn.Identity()
     if kind == "batch":
-        return nn.BatchNorm1d(width, affine=affine)
+        return StepBatchNorm(width, steps, affine) if steps > 1 else nn.BatchNorm1d(width, affine=affine)
     if kind == "layer":
         return nn.LayerNorm(width, elementwise_affine=affine)
     raise ValueError(f"norm: expected one of {NORM_KINDS}, got {kind!r}")
+
+
+class StepBatchNorm(nn.Module):
+    """BatchNorm whose running statistics are kept per recurrent step (Cooijmans et al. 2017,
+    "Recurrent Batch Normalization", §4): step ``t`` updates and, in eval mode, uses the
+    statistics of step ``min(t, steps − 1)``; the affine ``weight``, ``bias`` (if any) are
+    shared by all steps. Training normalises with the batch's own statistics exactly like
+    plain BatchNorm, so only eval mode differs. Channels are dim 1 of a ``(batch, C)``
+    (``dims=1``) or ``(batch, C, H, W)`` (``dims=2``) tensor."""
+
+    def __init__(self, channels: int, steps: int = 1, affine: bool = True, dims: int = 1) -> None:
+        super().__init__()
+        cu.check_positive_int(channels, "channels")
+        cu.check_positive_int(steps, "steps")
+        kind = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}.get(dims)
+        if kind is None:
+            raise ValueError(f"dims: expected 1 or 2, got {dims!r}")
+        self.dims = dims
+        self.stats = nn.ModuleList(kind(channels, affine=False) for _ in range(steps))
+        self.weight = nn.Parameter(torch.ones(channels)) if affine else None
+        self.bias = nn.Parameter(torch.zeros(channels)) if affine else None
+
+    def forward(self, x: torch.Tensor, step: int = 0) -> torch.Tensor:
+        if step < 0:
+            raise ValueError(f"step: expected a non-negative int, got {step}")
+        y = self.stats[min(step, len(self.stats) - 1)](x)
+        if self.weight is None:
+            return y
+        shape = (-1,) + (1,) * (x.dim() - 2)
+        return y * self.weight.view(shape) + self.bias.view(shape)
+
+
+def apply_norm(norm: nn.Module, x: torch.Tensor, step: int = 0) -> torch.Tensor:
+    """``norm(x)``, with the recurrent ``step`` passed on to a :class:`StepBatchNorm`."""
+    return norm(x, step) if isinstance(norm, StepBatchNorm) else norm(x)
 
 
 class EncoderCell(nn.Module, abc.ABC):

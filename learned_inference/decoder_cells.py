@@ -1,8 +1,10 @@
 """Stateless decoder cells of the Recurrent Ladder (SPEC §3.2).
 
-API (:class:`DecoderCell`): ``forward(top_down, lateral) -> output`` with
+API (:class:`DecoderCell`): ``forward(top_down, lateral, step=0) -> output`` with
 ``top_down`` = ``d_{l+1,t}`` (``(batch, top_width)``), ``lateral`` = ``e_{l,t}``
-(``(batch, lateral_width)``) and output ``d_{l,t}`` (``(batch, output_width)``).
+(``(batch, lateral_width)``) and output ``d_{l,t}`` (``(batch, output_width)``); ``step``
+(the iteration or frame index) selects per-step BatchNorm statistics where the cell keeps
+them (``norm_steps > 1``, :class:`~learned_inference.cells.StepBatchNorm`).
 
 The paper's G1 formulas are not in the text we have; :class:`G1DecoderCell` is OUR
 reconstruction following the gated VB update of SPEC §2.1
@@ -17,7 +19,7 @@ import torch
 from torch import nn
 
 from .base import check_shape
-from .cells import make_norm
+from .cells import apply_norm, make_norm
 from .combinator import LadderCombinator
 
 #: decoder cell names accepted by :func:`build_decoder_cell`
@@ -38,7 +40,7 @@ class DecoderCell(nn.Module, abc.ABC):
         check_shape(lateral, (top_down.shape[0], self.lateral_width), "lateral")
 
     @abc.abstractmethod
-    def forward(self, top_down: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
+    def forward(self, top_down: torch.Tensor, lateral: torch.Tensor, step: int = 0) -> torch.Tensor:
         """``(batch, top_width), (batch, lateral_width) -> (batch, output_width)``."""
 
 
@@ -48,17 +50,18 @@ class GatedUpdate:
     units / channels) and ``_check`` gets ``μ̂ = N(V d_{l+1})``, ``s = sig(N_s(W_s [e_l, μ̂]))``
     and ``d_l = s ⊙ U e_l + (1 − s) ⊙ μ̂``."""
 
-    def gate_and_prediction(self, top_down: torch.Tensor,
-                            lateral: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def gate_and_prediction(self, top_down: torch.Tensor, lateral: torch.Tensor,
+                            step: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """``(s, μ̂)``, each shaped like the output ``d_l``."""
         self._check(top_down, lateral)
-        mu = self.norm_mu(self.V(top_down))
-        s = torch.sigmoid(self.norm_s(self.W_s(torch.cat([lateral, mu], dim=1))))
+        mu = apply_norm(self.norm_mu, self.V(top_down), step)
+        s = torch.sigmoid(apply_norm(self.norm_s, self.W_s(torch.cat([lateral, mu], dim=1)), step))
         return s, mu
 
-    def gated_output(self, top_down: torch.Tensor, lateral: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def gated_output(self, top_down: torch.Tensor, lateral: torch.Tensor,
+                     step: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """``(d_l, μ̂)``."""
-        s, mu = self.gate_and_prediction(top_down, lateral)
+        s, mu = self.gate_and_prediction(top_down, lateral, step)
         return s * self.U(lateral) + (1 - s) * mu, mu
 
 
@@ -70,21 +73,22 @@ class G1DecoderCell(GatedUpdate, DecoderCell):
         d_l = s ⊙ (U e_l) + (1 − s) ⊙ μ̂         U: linear with bias
 
     ``N`` and ``N_s`` are ``norm`` normalisations with learned scale and shift (the shift
-    of ``N_s`` is the gate bias ``b``; with ``norm="none"`` the linear maps carry biases).
+    of ``N_s`` is the gate bias ``b``; with ``norm="none"`` the linear maps carry biases);
+    ``norm_steps`` BatchNorm statistics per step (``make_norm``).
     """
 
     def __init__(self, top_width: int, lateral_width: int, output_width: int,
-                 norm: str = "batch") -> None:
+                 norm: str = "batch", norm_steps: int = 1) -> None:
         super().__init__(top_width, lateral_width, output_width)
         bias = norm == "none"
         self.V = nn.Linear(top_width, output_width, bias=bias)
-        self.norm_mu = make_norm(norm, output_width)
+        self.norm_mu = make_norm(norm, output_width, steps=norm_steps)
         self.W_s = nn.Linear(lateral_width + output_width, output_width, bias=bias)
-        self.norm_s = make_norm(norm, output_width)
+        self.norm_s = make_norm(norm, output_width, steps=norm_steps)
         self.U = nn.Linear(lateral_width, output_width)
 
-    def forward(self, top_down: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
-        return self.gated_output(top_down, lateral)[0]
+    def forward(self, top_down: torch.Tensor, lateral: torch.Tensor, step: int = 0) -> torch.Tensor:
+        return self.gated_output(top_down, lateral, step)[0]
 
 
 class LadderCombinatorDecoderCell(DecoderCell):
@@ -98,25 +102,26 @@ class LadderCombinatorDecoderCell(DecoderCell):
     """
 
     def __init__(self, top_width: int, lateral_width: int, output_width: int,
-                 norm: str = "batch", sigmoid_v: bool = False) -> None:
+                 norm: str = "batch", sigmoid_v: bool = False, norm_steps: int = 1) -> None:
         super().__init__(top_width, lateral_width, output_width)
         self.V = nn.Linear(top_width, output_width, bias=False)
-        self.norm_u = make_norm(norm, output_width, affine=False)
+        self.norm_u = make_norm(norm, output_width, affine=False, steps=norm_steps)
         self.P = nn.Linear(lateral_width, output_width)
         self.combinator = LadderCombinator(output_width, sigmoid_v=sigmoid_v)
 
-    def forward(self, top_down: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
+    def forward(self, top_down: torch.Tensor, lateral: torch.Tensor, step: int = 0) -> torch.Tensor:
         self._check(top_down, lateral)
-        u = self.norm_u(self.V(top_down))
+        u = apply_norm(self.norm_u, self.V(top_down), step)
         return self.combinator(self.P(lateral), u)
 
 
 def build_decoder_cell(name: str, top_width: int, lateral_width: int, output_width: int,
-                       norm: str = "batch", sigmoid_v: bool = False) -> DecoderCell:
+                       norm: str = "batch", sigmoid_v: bool = False,
+                       norm_steps: int = 1) -> DecoderCell:
     """``name`` in :data:`DECODER_CELLS` -> a fully connected decoder cell."""
     if name == "g1":
-        return G1DecoderCell(top_width, lateral_width, output_width, norm)
+        return G1DecoderCell(top_width, lateral_width, output_width, norm, norm_steps)
     if name == "ladder":
         return LadderCombinatorDecoderCell(top_width, lateral_width, output_width, norm,
-                                           sigmoid_v)
+                                           sigmoid_v, norm_steps)
     raise ValueError(f"decoder_cell: expected one of {DECODER_CELLS}, got {name!r}")

@@ -24,8 +24,10 @@ Design decisions that are OURS (documented, SPEC §3.2 leaves them open):
 * ``use_decoder=False`` (hierarchical RNN): no decoder cells and no ``d`` inputs at all;
   ``denoised`` is a linear read-out of the level-1 encoder output ``e_1,t`` and
   ``levels = [denoised, e_1, ..., e_L]``. With a decoder ``levels = [d_0, ..., d_L]``.
-* The batch norms inside the cells are shared across iterations (running statistics mix
-  all iterations).
+* The batch norms inside the decoder cells share their running statistics across
+  iterations (they mix all iterations) unless ``norm_steps > 1``: then iteration ``t`` keeps
+  its own (the last ``norm_steps − 1``-th on for all later ones; Cooijmans et al. 2017,
+  :class:`~learned_inference.cells.StepBatchNorm`). The scale and shift stay shared.
 """
 from __future__ import annotations
 
@@ -62,6 +64,8 @@ class RLadderConfig:
         denoise_readout: ``"identity"`` (``denoised = d_0``) | ``"linear"``
             (``denoised = Linear(d_0)``); ignored without a decoder (always linear from ``e_1``).
         combinator_sigmoid_v: Tagger's stable gain in the ``"ladder"`` decoder cell.
+        norm_steps: how many iterations (frames) keep their own BatchNorm running statistics
+            in the decoder cells (1: shared by all; only with ``decoder_norm="batch"``).
     """
 
     input_dim: int
@@ -75,6 +79,7 @@ class RLadderConfig:
     decoder_norm: str = "batch"
     denoise_readout: str = "identity"
     combinator_sigmoid_v: bool = False
+    norm_steps: int = 1
 
     def __post_init__(self) -> None:
         cu.check_positive_int(self.input_dim, "input_dim")
@@ -88,6 +93,7 @@ class RLadderConfig:
         cu.check_choice(self.decoder_norm, NORM_KINDS, "decoder_norm")
         cu.check_choice(self.denoise_readout, READOUTS, "denoise_readout")
         cu.check_bool(self.combinator_sigmoid_v, "combinator_sigmoid_v")
+        cu.check_positive_int(self.norm_steps, "norm_steps")
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -132,7 +138,7 @@ class RLadder(InferenceEngine, SequenceEngine):
         self.encoder_cells = nn.ModuleList(cells)
         self.decoder_cells = nn.ModuleList(
             build_decoder_cell(config.decoder_cell, n[min(l + 1, L)], n[l], n[l],
-                               config.decoder_norm, config.combinator_sigmoid_v)
+                               config.decoder_norm, config.combinator_sigmoid_v, config.norm_steps)
             for l in range(L + 1)) if dec else None
         if not dec:
             self.denoise_head: Optional[nn.Linear] = nn.Linear(n[1], n[0])
@@ -165,14 +171,14 @@ class RLadder(InferenceEngine, SequenceEngine):
             below = e
         return enc, states
 
-    def _decoder(self, x: torch.Tensor, enc: list[torch.Tensor]) -> list[torch.Tensor]:
-        """``[d_0, ..., d_L]``."""
+    def _decoder(self, x: torch.Tensor, enc: list[torch.Tensor], step: int = 0) -> list[torch.Tensor]:
+        """``[d_0, ..., d_L]`` (``step``: the iteration, for per-step statistics)."""
         lateral = [x] + enc
         L = len(enc)
         d: list[Optional[torch.Tensor]] = [None] * (L + 1)
         top = enc[-1]
         for l in range(L, -1, -1):
-            d[l] = self.decoder_cells[l](top, lateral[l])
+            d[l] = self.decoder_cells[l](top, lateral[l], step)
             check_shape(d[l], (x.shape[0], self.config.widths[l]), f"d_{l}")
             top = d[l]
         return d  # type: ignore[return-value]
@@ -187,7 +193,7 @@ class RLadder(InferenceEngine, SequenceEngine):
             denoised = self.denoise_head(enc[0])
             return (IterationOutput(denoised, logits, [denoised] + enc),
                     RLadderCarry(states, [], carry.step + 1))
-        d = self._decoder(x_noisy, enc)
+        d = self._decoder(x_noisy, enc, carry.step)
         denoised = self.denoise_head(d[0]) if self.denoise_head is not None else d[0]
         return IterationOutput(denoised, logits, list(d)), RLadderCarry(states, d, carry.step + 1)
 

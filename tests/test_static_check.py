@@ -54,6 +54,24 @@ def test_results_json_has_the_documented_fields(smoke_run):
         assert (smoke_run / engine / "results.json").exists()
 
 
+def test_horizon_curve_extends_the_trained_curve(smoke_run):
+    """``--horizon 4`` (the default) runs the trained RLadder for 4× its iterations; in eval
+    mode its first iterations are the scored ones, number for number."""
+    res = json.loads((smoke_run / "results.json").read_text())
+    trained = res["settings"]["iterations"]
+    horizon = res["rladder_horizon"]
+    assert len(horizon["mse_ratio"]) == 4 * trained and len(horizon["kl"]) == 4 * trained
+    assert horizon["mse_ratio"][:trained] == pytest.approx(res["rladder"]["mse_ratio"], rel=1e-12)
+    assert horizon["kl"][:trained] == pytest.approx(res["rladder"]["kl"], rel=1e-12)
+
+
+def test_bad_horizon_is_refused_before_training(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["check", "static", "--preset", "smoke", "--out", str(out), "--quiet",
+                 "--horizon", "0"]) == 2
+    assert "--horizon" in capsys.readouterr().err and not out.exists()
+
+
 def test_rerun_reuses_the_finished_engine_runs(smoke_run, capsys):
     before = json.loads((smoke_run / "results.json").read_text())
     assert main(["check", "static", "--preset", "smoke", "--out", str(smoke_run), "--quiet",

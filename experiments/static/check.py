@@ -17,6 +17,7 @@ from pgm_ladder import formatting, harness
 from pgm_ladder import checks as common
 from pgm_ladder.atomic_io import write_json_atomic
 from pgm_ladder.training.config import config_to_dict
+from pgm_ladder.training.errors import ConfigError
 from pgm_ladder.training.provenance import provenance
 
 from . import experiment as exp
@@ -32,6 +33,9 @@ def register(subparsers, spec) -> None:
     p.add_argument("--explicit-model", choices=sorted(exp.EMBEDDED_MODELS), default="classes",
                    help="embedded explicit model: classes (a class-mixture top) or linear "
                         "(default: classes)")
+    p.add_argument("--horizon", type=int, default=4, metavar="K",
+                   help="also run the trained RLadder for K times its trained iterations and report "
+                        "the curve beyond the training horizon (default: 4; 1: off)")
     p.add_argument("--model", choices=["mixture", *sorted(exp.EMBEDDED_MODELS)], dest="deprecated_model",
                    help=argparse.SUPPRESS)  # deprecated spelling of --explicit-model (mixture = classes)
     p.set_defaults(func=run, spec=spec)
@@ -42,10 +46,15 @@ def train_engines(args) -> dict:
     return common.train_engines(args.spec, args, {e: common.engine_overrides(args, e, fixed) for e in ENGINES})
 
 
-def score_all(model, engines: dict, config, device) -> tuple[harness.PosteriorEvalSet, dict]:
+def score_all(model, engines: dict, config, device, horizon: int = 1) -> tuple[harness.PosteriorEvalSet, dict]:
+    """Every method on the same fresh samples; with ``horizon > 1`` also ``rladder_horizon``:
+    the trained RLadder run for ``horizon ×`` its trained iterations (issue 15 item 2)."""
     data = harness.posterior_eval_set(model, config.task.eval_samples, config.task.eval_seed)
     scores = {name: harness.score_engine(net, data, config.task.iterations, device)
               for name, net in engines.items()}
+    if horizon > 1 and "rladder" in engines:
+        scores["rladder_horizon"] = harness.score_engine(
+            engines["rladder"], data, horizon * config.task.iterations, device, probes=False)
     sweeps = config.task.iterations
     scores["vb"] = harness.score_vb(model, data, sweeps=sweeps, init="linear")
     scores["vb_prior"] = harness.score_vb(model, data, sweeps=sweeps, init="prior")
@@ -75,12 +84,26 @@ def tables(data: harness.PosteriorEvalSet, scores: dict, iterations: int) -> str
             for name in ENGINES]
     out += ["", "Linear probes (last iteration): R² from engine level l to E[s_l | x̃]",
             formatting.text_table(["engine"] + [f"level {l}" for l in range(levels)], rows)]
+    if "rladder_horizon" in scores:
+        out += ["", horizon_table(scores["rladder_horizon"], iterations)]
     return "\n".join(out)
+
+
+def horizon_table(curves: harness.Curves, trained: int) -> str:
+    """The RLadder's MSE ratio (and class KL) at every iteration up to its longest run,
+    the trained horizon marked."""
+    rows = [[f"{t + 1}{' (trained)' if t + 1 == trained else ''}", curves.mse_ratio[t],
+             formatting.at(curves.kl, t)] for t in range(len(curves.mse_ratio))]
+    return "\n".join([f"Beyond the trained horizon ({trained} iterations): the RLadder run for "
+                      f"{len(curves.mse_ratio)}",
+                      formatting.text_table(["iteration", "MSE ratio", "KL"], rows)])
 
 
 def results_payload(args, config, data, scores, train_results, wall, device) -> dict:
     payload = {name: scores[name].as_dict() for name in (*ENGINES, "vb", "vb_prior")}
     payload["wiener"] = {"mse_ratio": scores["wiener"].mse_ratio[0]}
+    if "rladder_horizon" in scores:
+        payload["rladder_horizon"] = scores["rladder_horizon"].as_dict()
     payload["bayes"] = {"mse": data.bayes_mse, "error": data.bayes_error,
                         "eval_samples": data.size}
     payload["settings"] = {
@@ -100,6 +123,8 @@ def results_payload(args, config, data, scores, train_results, wall, device) -> 
 
 def run(args) -> int:
     start = time.time()
+    if args.horizon < 1:
+        raise ConfigError(f"--horizon: expected an int >= 1, got {args.horizon}")
     if args.deprecated_model:
         args.explicit_model = "classes" if args.deprecated_model == "mixture" else args.deprecated_model
         print(f"warning: --model is deprecated, use --explicit-model {args.explicit_model}", file=sys.stderr)
@@ -109,7 +134,7 @@ def run(args) -> int:
     config = train_results["rladder"][0]
     device = next(train_results["rladder"][1].model.parameters()).device
     engines = {name: res.model for name, (_, res) in train_results.items()}
-    data, scores = score_all(model, engines, config, device)
+    data, scores = score_all(model, engines, config, device, args.horizon)
     print()
     print(tables(data, scores, config.task.iterations))
     payload = results_payload(args, config, data, scores, train_results, time.time() - start, device)

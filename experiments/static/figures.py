@@ -12,7 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 STYLES = {"ladder": dict(marker="s", ls="none", label="Ladder"),
           "rladder": dict(marker="o", ls="-", label="RLadder"),
           "vb": dict(marker="^", ls="--", label="VB, linear init (sweeps)"),
-          "vb_prior": dict(marker="v", ls=":", label="VB, prior init (sweeps)")}
+          "vb_prior": dict(marker="v", ls=":", label="VB, prior init (sweeps)"),
+          "rladder_horizon": dict(marker=".", ls="-", lw=0.8, alpha=0.6, color="tab:orange",
+                                  label="RLadder beyond its trained iterations")}
 PANELS = (("mse_ratio", "excess MSE: MSE / Bayes MSE − 1", 0.0),
           ("kl", "KL(p(c|x̃) ‖ q(c|x̃)) [nats]", 0.0),
           ("error_gap", "error − Bayes error", 0.0))
@@ -26,11 +28,11 @@ def plot_curves(results: dict, path: Path) -> None:
 
 def draw_curves(results: dict):
     """The figure of :func:`plot_curves` (one panel per metric that has values)."""
-    panels = [p for p in PANELS if any(results[k].get(p[0]) for k in STYLES)]
+    panels = [p for p in PANELS if any(results.get(k, {}).get(p[0]) for k in STYLES)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     for ax, (metric, title, optimum) in zip(axes[0], panels):
         for key, style in STYLES.items():
-            values = _excess(results[key].get(metric) or [], metric)
+            values = _excess(results.get(key, {}).get(metric) or [], metric)
             if values:
                 ax.plot(range(1, len(values) + 1), values, **style)
         if metric == "mse_ratio":  # above the VB lines it may coincide with (VB starts from it)
@@ -60,4 +62,4 @@ def _excess(values: list, metric: str) -> list:
 
 
 def _positive(results: dict, metric: str) -> bool:
-    return all(v > 0 for k in STYLES for v in _excess(results[k].get(metric) or [], metric))
+    return all(v > 0 for k in STYLES for v in _excess(results.get(k, {}).get(metric) or [], metric))
