@@ -30,18 +30,40 @@ from .common import command, machine, scaled_model
 GUIDES = {"ladder": LadderGuide, "mean_field_encoder": MeanFieldEncoderGuide}
 
 
+def add_training_arguments(p: argparse.ArgumentParser, steps: int, batch_size: int, lr: float, out: str) -> None:
+    """What every guide measurement takes: SVI steps, batch, learning rate, evaluation set,
+    importance-sampling particles, seed and the results file (defaults as given)."""
+    p.add_argument("--steps", type=int, default=steps, help=f"SVI steps per guide (default {steps})")
+    p.add_argument("--batch-size", type=int, default=batch_size, help=f"fresh model samples per SVI step (default {batch_size})")
+    p.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate, decayed 100-fold (default {lr})")
+    p.add_argument("--eval", type=int, default=500, help="fresh evaluation samples (default 500)")
+    p.add_argument("--particles", type=int, default=1000, help="importance-sampling particles (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the samples and the training (default 0)")
+    p.add_argument("--out", type=Path, default=Path(out), help=f"results JSON (default {out})")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", nargs="+", default=["linear", "classes"], choices=["linear", "classes"], help="static models to fit guides to (default: linear classes)")
-    p.add_argument("--steps", type=int, default=600, help="SVI steps per guide (default 600)")
     p.add_argument("--mixture-steps", type=int, default=300, help="SVI steps per guide, classes model")
-    p.add_argument("--batch-size", type=int, default=256, help="fresh model samples per SVI step (default 256)")
-    p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default 0.01)")
-    p.add_argument("--eval", type=int, default=500, help="fresh evaluation samples (default 500)")
-    p.add_argument("--particles", type=int, default=1000, help="importance-sampling particles")
     p.add_argument("--svi-examples", type=int, default=3, help="examples fitted by per-example SVI (default 3)")
     p.add_argument("--svi-steps", type=int, default=3000, help="SVI steps per example (default 3000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the samples and the training (default 0)")
-    p.add_argument("--out", type=Path, default=Path("docs/results/guides.json"), help="results JSON (default docs/results/guides.json)")
+    add_training_arguments(p, steps=600, batch_size=256, lr=0.01, out="docs/results/guides.json")
+
+
+def start_record(args, **sections) -> dict:
+    """The results record of a measurement: command, settings, the machine at the start."""
+    return {"command": " ".join(sys.argv), "settings": {k: str(v) for k, v in vars(args).items() if k != "func"},
+            "machine_start": machine(), **sections}
+
+
+def write_record(results: dict, out: Path, table_text: str) -> int:
+    """Add the machine at the end, write ``out`` (JSON) and print the table."""
+    results["machine_end"] = machine()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    print(table_text)
+    print(f"wrote {out}")
+    return 0
 
 
 def score_model(name: str, args) -> dict:
@@ -89,16 +111,10 @@ def table(results: dict) -> str:
 
 def run(args) -> int:
     torch.manual_seed(args.seed)
-    results = {"command": " ".join(sys.argv), "settings": {k: str(v) for k, v in vars(args).items() if k != "func"},
-               "machine_start": machine(), "models": {}}
+    results = start_record(args, models={})
     for name in args.models:
         results["models"][name] = score_model(name, args)
-    results["machine_end"] = machine()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1))
-    print(table(results))
-    print(f"wrote {args.out}")
-    return 0
+    return write_record(results, args.out, table(results))
 
 
 #: ``register(subparsers)`` adds ``guides`` to a CLI; ``main(argv)`` runs it
