@@ -33,7 +33,7 @@ Designs that are OURS (the paper's formulas are not in our text, SPEC §3.2):
 """
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -127,17 +127,48 @@ class ConvLSTMEncoderCell(EncoderCell):
 
     def forward(self, inp: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        h, c = state
         check_shape(inp, (None, self.input_width, *self.size), "inp")
-        check_shape(h, (inp.shape[0], self.output_width, *self.size), "state.h")
-        check_shape(c, (inp.shape[0], self.output_width, *self.size), "state.c")
-        gates = self.conv_h(h)
-        for part, conv, norm in zip(inp.split(self.splits, dim=1), self.conv_x, self.norm_x):
-            gates = gates + norm(conv(part))
+        return self.forward_parts(inp.split(self.splits, dim=1), state)
+
+    def forward_parts(self, parts: Sequence[Optional[torch.Tensor]],
+                      state: Optional[tuple[torch.Tensor, torch.Tensor]]
+                      ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """:meth:`forward` with the input given as its parts (no concatenation); a part
+        ``None`` is known to be zero and ``state=None`` is the zero state (a sequence's
+        first frame): their convolutions are skipped — a convolution of zeros is exactly
+        its bias, so the outputs are those of :meth:`forward` with zeros, bit for bit."""
+        if len(parts) != len(self.splits):
+            raise ValueError(f"parts: expected {len(self.splits)} parts {self.splits}, got {len(parts)}")
+        given = [p for p in parts if p is not None] + ([state[0]] if state is not None else [])
+        if not given:
+            raise ValueError("parts: at least one part or the state must be given (not None)")
+        like = given[0]
+        for i, (part, width) in enumerate(zip(parts, self.splits)):
+            if part is not None:
+                check_shape(part, (like.shape[0], width, *self.size), f"parts[{i}]")
+        if state is None:
+            gates, c = _conv_of_zeros(self.conv_h, like), None
+        else:
+            h, c = state
+            check_shape(h, (like.shape[0], self.output_width, *self.size), "state.h")
+            check_shape(c, (like.shape[0], self.output_width, *self.size), "state.c")
+            gates = self.conv_h(h)
+        for part, conv, norm in zip(parts, self.conv_x, self.norm_x):
+            gates = gates + norm(conv(part) if part is not None else _conv_of_zeros(conv, like))
         i, f, o, g = gates.chunk(4, dim=1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        new = torch.sigmoid(i) * torch.tanh(g)
+        c = new if c is None else torch.sigmoid(f) * c + new  # c = 0: f ⊙ c vanishes
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, (h, c)
+
+
+def _conv_of_zeros(conv: nn.Conv2d, like: torch.Tensor) -> torch.Tensor:
+    """``conv(0)`` (its bias, or zeros) of shape ``(batch, out, H, W)`` of ``like``'s batch
+    and size, without convolving."""
+    shape = (like.shape[0], conv.out_channels, *like.shape[2:])
+    if conv.bias is None:
+        return like.new_zeros(shape)
+    return conv.bias.view(1, -1, 1, 1).expand(shape)
 
 
 class _ConvDecoderCell(DecoderCell):

@@ -30,16 +30,31 @@ outputs it normalises drift from frame 1 (zero state) to later frames, so one se
 statistics averaged over frames normalises no frame as training did, and eval mode would
 differ from training.
 
+The decoder-to-encoder connection, ``decoder_to_encoder_mode``:
+
+* ``"input"`` (default) — as the paper draws it (Fig. 1, the green links): ``d_l,t-1``
+  is an input of encoder cell ``l`` at ``t`` beside the bottom-up one, through its own
+  input convolution and normalisation, started like the bottom-up input (gain 1);
+  nothing holds it near zero at the start.
+* ``"gain"`` — OURS: the same inputs, their normalisation gains initialised to
+  ``feedback_gain_init`` (0: the RLadder starts as the hierarchical RNN and must learn to
+  use its decoder; in our ``cpu`` Occluded Moving MNIST runs the gains stayed at
+  0.05–0.12 against ≈ 1 for the bottom-up inputs, docs/results/occluded_moving_mnist.md).
+
 Design decisions that are OURS (the architecture appendix D.1 is missing from our text):
 the level layout above, one conv layer between ConvLSTMs, the bottom link (``d_0,t-1``
 enters encoder cell 1 beside ``x_t``, as in the fully connected RLadder), each encoder
 cell convolving and normalising its bottom-up input and each decoder input separately
-with the decoder inputs' normalisation gains initialised to ``feedback_gain_init`` (0:
-the RLadder starts as the hierarchical RNN and learns to use its decoder), the
-sigmoid 1×1 read-out of the prediction from ``d_0``. Ablations: ``decoder_to_encoder=False``
-feeds zeros in place of every ``d_l,t-1`` (same widths); ``use_decoder=False``
-(hierarchical RNN) builds no decoder, no ``d`` inputs and no prediction (``predictions`` is
-``None``).
+(our reading of App. A.4, "a layer normalization after all the first convolutions of
+the inputs"), the ``"gain"`` mode, the sigmoid 1×1 read-out of the prediction from
+``d_0``. Ablations: ``decoder_to_encoder=False`` feeds zeros in place of every
+``d_l,t-1`` (same widths and parameters); ``use_decoder=False`` (hierarchical RNN)
+builds no decoder, no ``d`` inputs and no prediction (``predictions`` is ``None``).
+
+Speed (same arithmetic): the encoder cells take their inputs as parts, never
+concatenated and split again, and :meth:`ConvRLadder.forward` skips the convolutions of
+the first frame's zero carry (``d_l,0`` and the states; a convolution of zeros is its
+bias), about an eighth of a training step's convolutions.
 """
 from __future__ import annotations
 
@@ -60,6 +75,9 @@ from .rladder import RLadderCarry
 
 #: choices of :attr:`ConvRLadderConfig.layout`: square ``S×S`` frames, or one row of ``S``
 LAYOUTS = ("square", "row")
+#: choices of :attr:`ConvRLadderConfig.decoder_to_encoder_mode` (module docstring): the
+#: paper's plain input, or ours with its normalisation gain started at ``feedback_gain_init``
+DECODER_TO_ENCODER_MODES = ("input", "gain")
 
 
 @dataclass
@@ -67,7 +85,10 @@ class ConvRLadderConfig:
     """Configuration of :class:`ConvRLadder` (module docstring). ``image_size`` must be
     divisible by ``2 ** len(channels)``; ``encoder_norm`` is the normalisation after the
     ConvLSTM input convolutions (LayerNorm in the RLadder experiments, BatchNorm option);
-    ``feedback_gain_init`` the initial gain of the decoder inputs of the encoder cells;
+    ``decoder_to_encoder_mode`` how ``d_l,t-1`` enters encoder cell ``l``
+    (:data:`DECODER_TO_ENCODER_MODES`, module docstring): ``"input"`` (the paper's) or
+    ``"gain"`` (ours, its normalisation gain initialised to ``feedback_gain_init``, which
+    only this mode uses);
     ``norm_steps`` how many frames keep their own BatchNorm statistics in the ``down`` blocks
     (:class:`StepBatchNorm2d`; 1 = one set shared by all frames, plain BatchNorm);
     ``layout`` ``"square"`` (``S×S`` frames) or ``"row"`` (``1×S`` frames, 1-D convolutions)."""
@@ -83,6 +104,7 @@ class ConvRLadderConfig:
     decoder_cell: str = "convg2"
     use_decoder: bool = True
     decoder_to_encoder: bool = True
+    decoder_to_encoder_mode: str = "input"
     feedback_gain_init: float = 0.0
     norm_steps: int = 1
     layout: str = "square"
@@ -100,7 +122,11 @@ class ConvRLadderConfig:
         cu.check_choice(self.decoder_cell, CONV_DECODER_CELLS, "decoder_cell")
         cu.check_bool(self.use_decoder, "use_decoder")
         cu.check_bool(self.decoder_to_encoder, "decoder_to_encoder")
+        cu.check_choice(self.decoder_to_encoder_mode, DECODER_TO_ENCODER_MODES, "decoder_to_encoder_mode")
         cu.check_nonnegative_float(self.feedback_gain_init, "feedback_gain_init")
+        if self.decoder_to_encoder_mode == "input" and self.feedback_gain_init != 0.0:
+            raise ValueError(f"feedback_gain_init: only decoder_to_encoder_mode='gain' uses it (the "
+                             f"'input' mode starts every input at gain 1), got {self.feedback_gain_init}")
         cu.check_positive_int(self.norm_steps, "norm_steps")
         cu.check_choice(self.layout, LAYOUTS, "layout")
         if self.image_size % 2 ** len(self.channels):
@@ -191,7 +217,8 @@ class ConvRLadder(nn.Module, SequenceEngine):
         # input parts of each encoder cell: bottom-up input, then the decoder inputs d_l,t-1
         ins = [(cfg.in_channels, cfg.bottom_channels, c[0]) if dec else (cfg.in_channels,)] + \
             [(c[l - 1], c[l]) if dec else (c[l - 1],) for l in range(1, K)]
-        gains = lambda parts: (1.0,) + (cfg.feedback_gain_init,) * (len(parts) - 1)  # noqa: E731
+        gain = cfg.feedback_gain_init if cfg.decoder_to_encoder_mode == "gain" else 1.0
+        gains = lambda parts: (1.0,) + (gain,) * (len(parts) - 1)  # noqa: E731
         self.encoder_cells = nn.ModuleList(
             ConvLSTMEncoderCell(ins[l], c[l], hw[l + 1], k, cfg.encoder_norm, gains(ins[l])) for l in range(K))
         self.down = nn.ModuleList(DownBlock(c[l], k, cfg.norm_steps, cfg.pool) for l in range(K))  # below level l+2 / top
@@ -223,23 +250,26 @@ class ConvRLadder(nn.Module, SequenceEngine):
             [(ch, *cfg.shape(sz[l + 1])) for l, ch in enumerate(cfg.channels)] + [(cfg.top_width,)]
         return RLadderCarry(states, [torch.zeros(batch, *s, device=device, dtype=dtype) for s in shapes])
 
-    def _encoder(self, x: torch.Tensor, carry: RLadderCarry) -> tuple[list, list]:
-        """``([e_1, ..., e_K, e_top], new states)``."""
-        d_prev = carry.decoder_outputs
-        if d_prev and not self.config.decoder_to_encoder:
+    def _encoder(self, x: torch.Tensor, carry: RLadderCarry, zero_carry: bool) -> tuple[list, list]:
+        """``([e_1, ..., e_K, e_top], new states)``; ``zero_carry``: ``carry`` is known to be
+        :meth:`init_carry`'s zeros (the cells then skip the convolutions of zeros)."""
+        d_prev: list = list(carry.decoder_outputs)
+        if zero_carry:
+            d_prev = [None] * len(d_prev)
+        elif d_prev and not self.config.decoder_to_encoder:
             d_prev = [torch.zeros_like(d) for d in d_prev]
-        below = torch.cat([x, d_prev[0]], dim=1) if d_prev else x
+        states_prev = [None] * len(carry.encoder_states) if zero_carry else carry.encoder_states
+        parts = [x, *d_prev[:2]]  # encoder cell 1: x_t (, d_0,t-1, d_1,t-1)
         enc, states = [], []
-        for l, (cell, state) in enumerate(zip(self.encoder_cells, carry.encoder_states)):
+        for l, (cell, state) in enumerate(zip(self.encoder_cells, states_prev)):
             if l > 0:
-                below = self.down[l - 1](below, carry.step)
-            e, state = cell(torch.cat([below, d_prev[l + 1]], 1) if d_prev else below, state)
+                parts = [self.down[l - 1](enc[-1], carry.step), *d_prev[l + 1:l + 2]]
+            e, state = cell.forward_parts(parts, state)
             enc.append(e)
             states.append(state)
-            below = e
-        flat = self.down[-1](below, carry.step).flatten(1)
-        top_in = torch.cat([flat, d_prev[-1]], 1) if d_prev else flat
-        e, state = self.top_cell(top_in[:, :, None, None], carry.encoder_states[-1])
+        flat = self.down[-1](enc[-1], carry.step).flatten(1)[:, :, None, None]
+        top = [flat, *[d if d is None else d[:, :, None, None] for d in d_prev[-1:]]]
+        e, state = self.top_cell.forward_parts(top, states_prev[-1])
         return enc + [e.flatten(1)], states + [state]
 
     def _decoder(self, x: torch.Tensor, enc: list) -> list:
@@ -262,9 +292,12 @@ class ConvRLadder(nn.Module, SequenceEngine):
         ``(B, C, S, S)`` of the next frame and ``bottom`` = ``d_0,t`` (both None without a
         decoder), ``class_logits`` ``(B, classes)`` or None, ``levels`` the decoder (or,
         without one, the encoder) activations, bottom to top."""
+        return self._step(x, carry, zero_carry=False)
+
+    def _step(self, x: torch.Tensor, carry: RLadderCarry, zero_carry: bool) -> tuple[FrameOutput, RLadderCarry]:
         cfg = self.config
         check_shape(x, (None, cfg.in_channels, *cfg.shape(cfg.image_size)), "x")
-        enc, states = self._encoder(x, carry)
+        enc, states = self._encoder(x, carry, zero_carry)
         logits = self.class_head(enc[-1]) if self.class_head is not None else None
         if not cfg.use_decoder:
             return (FrameOutput(prediction=None, class_logits=logits, levels=enc),
@@ -281,8 +314,8 @@ class ConvRLadder(nn.Module, SequenceEngine):
         check_shape(frames, (None, None, cfg.in_channels, *cfg.shape(cfg.image_size)), "frames")
         carry = self.init_carry(frames.shape[0], frames.device, frames.dtype)
         steps = []
-        for t in range(frames.shape[1]):
-            out, carry = self.step(frames[:, t], carry)
+        for t in range(frames.shape[1]):  # frame 1 starts from init_carry's zeros
+            out, carry = self._step(frames[:, t], carry, zero_carry=t == 0)
             steps.append(out)
         stack = lambda name: (torch.stack([getattr(s, name) for s in steps], 1)  # noqa: E731
                               if getattr(steps[0], name) is not None else None)

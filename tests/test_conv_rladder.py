@@ -27,7 +27,7 @@ def _frames(B=3, T=4, seed=0):
     return torch.rand(B, T, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("kw", [{}, {"decoder_cell": "convg1"}, {"decoder_cell": "convg3"},
+@pytest.mark.parametrize("kw", [{}, {"decoder_to_encoder_mode": "gain"}, {"decoder_cell": "convg1"}, {"decoder_cell": "convg3"},
                                 {"decoder_cell": "conv_ladder"}, {"encoder_norm": "batch"},
                                 {"encoder_norm": "none"}, {"decoder_to_encoder": False},
                                 {"use_decoder": False}, {"num_classes": 0}, {"channels": (2, 3, 2)}])
@@ -76,7 +76,7 @@ def _perturb_decoder(net):
 def test_without_decoder_to_encoder_the_encoder_never_sees_the_decoder():
     x = _frames()
     for d2e, depends in ((True, True), (False, False)):
-        net = _engine(decoder_to_encoder=d2e, feedback_gain_init=1.0).eval()
+        net = _engine(decoder_to_encoder=d2e).eval()
         before = net(x).class_logits  # the class read-out is the top encoder output
         _perturb_decoder(net)
         after = net(x).class_logits
@@ -84,9 +84,9 @@ def test_without_decoder_to_encoder_the_encoder_never_sees_the_decoder():
         assert (not torch.allclose(after[:, 1:], before[:, 1:])) == depends
 
 
-def test_feedback_starts_switched_off_and_is_trained():
+def test_gain_mode_feedback_starts_switched_off_and_is_trained():
     x = _frames()
-    net = _engine()  # feedback_gain_init = 0: the encoder starts as the hierarchical RNN
+    net = _engine(decoder_to_encoder_mode="gain")  # gains at 0: starts as the hierarchical RNN
     before = net(x).class_logits
     _perturb_decoder(net)
     torch.testing.assert_close(net(x).class_logits, before)
@@ -145,7 +145,11 @@ def test_decoder_cells_gate_and_convg3_starts_as_convg2():
                                        ({"decoder_cell": "convg9"}, "decoder_cell"),
                                        ({"channels": ()}, "channels"),
                                        ({"top_width": 0}, "top_width"),
-                                       ({"norm_steps": 0}, "norm_steps")])
+                                       ({"norm_steps": 0}, "norm_steps"),
+                                       ({"decoder_to_encoder_mode": "gate"}, "decoder_to_encoder_mode"),
+                                       ({"feedback_gain_init": 0.5}, "feedback_gain_init"),
+                                       ({"decoder_to_encoder_mode": "gain", "feedback_gain_init": -1.0},
+                                        "feedback_gain_init")])
 def test_bad_configs_are_refused(kw, match):
     with pytest.raises(ValueError, match=match):
         ConvRLadderConfig(**{**SMALL, **kw})
@@ -202,7 +206,7 @@ def test_per_frame_statistics_make_eval_mode_match_training(use_decoder):
     0.18–0.33) when every frame keeps
     its own statistics; the carry counts the frames."""
     x = torch.rand(64, 4, 1, 8, 8, generator=torch.Generator().manual_seed(1))
-    net = _cumulative(_engine(norm_steps=4, use_decoder=use_decoder, feedback_gain_init=1.0).double())
+    net = _cumulative(_engine(norm_steps=4, use_decoder=use_decoder).double())
     xd = x.double()
     with torch.no_grad():
         trained = net.train()(xd)

@@ -19,5 +19,7 @@ SPEC = ExperimentSpec(
     home=__name__,
     description="Occluded Moving MNIST: conv RLadder, comparison models, ablations, Mean Teacher "
                 "(RLadder §3.1; row=ROW, regime=R)",
-    renamed={"model": "row"},
+    # configs written before decoder_to_encoder_mode existed ran the gain mode (gains at 0)
+    renamed={"model": "row", "net.feedback_gain_init=0.0": "net.decoder_to_encoder_mode=gain",
+             "net.feedback_gain_init=0": "net.decoder_to_encoder_mode=gain"},
 )

@@ -64,9 +64,11 @@ class NetConfig:
     px), the fully connected top ``top_width`` (the RNN of the temporal baseline, the top
     LSTM of the RLadder, the dense layer of the static net), the bottom decoder's
     ``bottom_channels``; ``encoder_norm`` after the ConvLSTM input convolutions;
-    ``decoder_cell`` one of convg1/convg2/convg3/conv_ladder; ``feedback_gain_init`` the
-    initial gain of the decoder-to-encoder inputs (0: the RLadder starts as the
-    hierarchical RNN, see learned_inference/conv_rladder.py); ``norm_steps`` the frames
+    ``decoder_cell`` one of convg1/convg2/convg3/conv_ladder; ``decoder_to_encoder_mode``
+    how ``d_l,t-1`` enters the encoder (learned_inference/conv_rladder.py): ``input`` as
+    the paper draws it, or ``gain`` (ours: its normalisation gains start at 0, so the
+    RLadder starts as the hierarchical RNN; the runs made before this field existed,
+    whose configs read ``feedback_gain_init: 0.0`` and load as ``gain``); ``norm_steps`` the frames
     whose BatchNorm statistics the encoder's down blocks keep separately (5 = every frame of
     a sequence; 1 = shared by all frames: the ConvLSTM outputs drift from frame 1 (zero
     state) on, so shared running statistics normalise no frame as in training — the
@@ -78,7 +80,7 @@ class NetConfig:
     kernel_size: int = 3
     encoder_norm: Literal["layer", "batch", "none"] = "layer"
     decoder_cell: Literal["convg1", "convg2", "convg3", "conv_ladder"] = "convg2"
-    feedback_gain_init: float = 0.0
+    decoder_to_encoder_mode: Literal["input", "gain"] = "input"
     norm_steps: int = 5
 
 

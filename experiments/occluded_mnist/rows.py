@@ -62,7 +62,7 @@ def engine_config(config: OccludedMNISTConfig) -> ConvRLadderConfig:
                              top_width=net.top_width, bottom_channels=net.bottom_channels,
                              num_classes=NUM_CLASSES if spec.classify else 0, kernel_size=net.kernel_size,
                              encoder_norm=net.encoder_norm, decoder_cell=net.decoder_cell,
-                             feedback_gain_init=net.feedback_gain_init,
+                             decoder_to_encoder_mode=net.decoder_to_encoder_mode,
                              norm_steps=net.norm_steps, **spec.switches)
 
 

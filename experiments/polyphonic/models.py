@@ -43,7 +43,8 @@ class PitchLadder(nn.Module):
                 in_channels=1, image_size=net.pitch_width, channels=net.channels, top_width=net.top_width,
                 bottom_channels=net.bottom_channels, num_classes=0 if use_decoder else N_NOTES,
                 kernel_size=net.kernel_size, encoder_norm=net.encoder_norm, decoder_cell=net.decoder_cell,
-                feedback_gain_init=net.feedback_gain_init, use_decoder=use_decoder, layout="row"))
+                decoder_to_encoder_mode="gain", feedback_gain_init=net.feedback_gain_init,
+                use_decoder=use_decoder, layout="row"))
         except ValueError as err:
             raise ConfigError(f"net: {err}") from err
         self.left = (net.pitch_width - N_NOTES) // 2
