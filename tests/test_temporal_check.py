@@ -69,11 +69,13 @@ def test_bad_override_names_the_key(tmp_path, capsys):
     assert "occlusion" in capsys.readouterr().err and not any(tmp_path.iterdir())
 
 
-def test_experiment_is_registered_with_the_three_presets():
+def test_experiment_is_registered_with_its_presets():
     spec = TEMPORAL
-    for preset in ("smoke", "cpu", "paper"):
+    for preset in ("smoke", "cpu", "long", "paper"):
         config = spec.preset(preset)
         assert config.task.occlusion == 0.3 and config.train.steps > 0
+    cpu, long = spec.preset("cpu"), spec.preset("long")
+    assert long.train.steps > cpu.train.steps and long.rladder == cpu.rladder and long.task == cpu.task
 
 
 def test_cli_entry_point_help():
@@ -82,3 +84,16 @@ def test_cli_entry_point_help():
     assert out.returncode == 0
     for flag in ("--preset", "--steps", "--seed", "--device", "--out", "--set", "--quiet"):
         assert flag in out.stdout
+
+
+def test_results_json_and_figure_have_the_per_frame_curves(smoke_run):
+    """Every method's ratio at every frame with its standard error over sequences, the
+    pooled mean the optimal-MSE-weighted mean of the per-frame ratios, and the figure."""
+    res = json.loads((smoke_run / "results.json").read_text())
+    frames, optimal = res["settings"]["frames"], res["kalman"]["optimal_mse"]
+    for name in ENGINES + ("vb_filter", "vb_filter_1sweep", "prior"):
+        ratios, sems = res[name]["mse_ratio"], res[name]["mse_ratio_sem"]
+        assert len(sems) == frames and all(s > 0 for s in sems), name
+        weighted = sum(r * o for r, o in zip(ratios, optimal)) / sum(optimal)
+        assert abs(res[name]["mean_mse_ratio"] - weighted) < 1e-9, name
+    assert (smoke_run / "frame_ratios.png").stat().st_size > 1000

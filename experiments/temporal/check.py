@@ -10,7 +10,10 @@ paper's online VB filter (past fixed, future dropped; at its per-frame fixed poi
 with one sweep per frame) and the prior mean against the Kalman filter's optimal
 prediction on the same fresh sequences, per frame and on average:
 ``MSE / Kalman-optimal MSE`` (1 is optimal; Rao-Blackwellised).
-Writes ``OUT/results.json`` and ``OUT/prediction.png`` and prints the table.
+Writes ``OUT/results.json`` (every method's ratio at every frame with its standard error
+over sequences, and the pooled mean), ``OUT/frame_ratios.png`` (ratio against frame, all
+methods) and ``OUT/prediction.png``, and prints the table. The engine runs one RLadder
+iteration per frame, so there is no per-iteration curve within a frame.
 Re-running with the same ``--out`` reuses finished engine runs and resumes interrupted ones
 (a run of another config or seed there is refused, naming the differing fields).
 """
@@ -62,17 +65,34 @@ def score_all(model, engines: dict, config, device):
     return data, scores, shown
 
 
+def shown_frames(frames: int, rows: int = 20, head: int = 6) -> list[int]:
+    """The frame indices (0-based) the printed table shows: every frame when there are at
+    most ``rows``, else the first ``head``, about ``rows - head - 1`` evenly spaced ones and
+    the last (results.json keeps every frame)."""
+    if frames <= rows:
+        return list(range(frames))
+    stride = -(-(frames - head) // (rows - head - 1))
+    return sorted(set(range(head)) | set(range(head, frames, stride)) | {frames - 1})
+
+
+def _pm(value: float, sem: float) -> str:
+    return f"{value:.4f} ± {sem:.4f}"
+
+
 def table(data, scores: dict) -> str:
+    """Frames × methods: the per-frame ratio ``± s.e.`` (over sequences), then the pooled mean."""
     methods = [m for m in LABELS if m in scores]
-    rows = [[t + 1] + [scores[m]["mse_ratio"][t] for m in methods] for t in range(len(data.optimal_mse))]
-    rows.append(["mean"] + [scores[m]["mean_mse_ratio"] for m in methods])
-    rows.append(["± s.e."] + [scores[m]["mean_mse_ratio_sem"] for m in methods])
-    head = (f"Next-frame prediction: MSE / Kalman-optimal MSE after frame t ({data.size} fresh sequences; "
-            f"1 is optimal)")
-    optimal = ", ".join(f"{v:.4f}" for v in data.optimal_mse)
-    out = (head + "\n" + formatting.text_table(["frame t"] + [LABELS[m] for m in methods], rows)
-           + f"\nThe Kalman-optimal MSE itself, E tr Cov(x_t+1 | x̃_1:t), after frames 1-{len(data.optimal_mse)}: "
-           + f"{optimal} (mean {sum(data.optimal_mse) / len(data.optimal_mse):.4f})")
+    optimal = data.optimal_mse
+    frames = shown_frames(len(optimal))
+    rows = [[t + 1, optimal[t]] + [_pm(scores[m]["mse_ratio"][t], scores[m]["mse_ratio_sem"][t]) for m in methods]
+            for t in frames]
+    rows.append(["mean", sum(optimal) / len(optimal)]
+                + [_pm(scores[m]["mean_mse_ratio"], scores[m]["mean_mse_ratio_sem"]) for m in methods])
+    head = (f"Next-frame prediction: MSE / Kalman-optimal MSE after frame t, ± s.e. over the {data.size} fresh "
+            f"sequences (1 is optimal; 'optimal' = E tr Cov(x_t+1 | x̃_1:t); mean = pooled over frames)")
+    if len(frames) < len(optimal):
+        head += f"; {len(frames)} of {len(optimal)} frames shown, all in results.json"
+    out = head + "\n" + formatting.text_table(["frame t", "optimal"] + [LABELS[m] for m in methods], rows)
     tops = [f"{LABELS[m]} {scores[m]['mean_top_mse_ratio']:.4f}" for m in methods if "mean_top_mse_ratio" in scores[m]]
     if tops:
         out += "\nTop-level task (estimate s_L,t from e_L,t), MSE / Bayes MSE, mean over frames: " + ", ".join(tops)
@@ -108,11 +128,12 @@ def run(args) -> int:
     print(table(data, scores))
     payload = results_payload(args, model, config, data, scores, train_results, time.time() - start, device)
     write_json_atomic(args.out / "results.json", payload)
-    from .figures import plot_predictions
+    from .figures import plot_frame_ratios, plot_predictions
 
-    plot_predictions(data, shown["rladder"], args.out / "prediction.png", title=(
-        f"check temporal — preset {args.preset}, seed {args.seed}; RLadder mean ratio "
-        f"{scores['rladder']['mean_mse_ratio']:.4f}"))
-    print(f"\nwrote {args.out / 'results.json'} and {args.out / 'prediction.png'} "
+    title = f"check temporal — preset {args.preset}, seed {args.seed}"
+    plot_predictions(data, shown["rladder"], args.out / "prediction.png",
+                     title=f"{title}; RLadder mean ratio {scores['rladder']['mean_mse_ratio']:.4f}")
+    plot_frame_ratios(scores, LABELS, ENGINES, args.out / "frame_ratios.png", title=title)
+    print(f"\nwrote {args.out / 'results.json'}, {args.out / 'prediction.png'} and {args.out / 'frame_ratios.png'} "
           f"({payload['wall_time_s']:.0f} s)")
     return 0

@@ -1,6 +1,7 @@
-"""``prediction.png`` of ``check temporal``: a few evaluation sequences — the clean
-observation process, the visible noisy observations, the occluded frames, and the
-next-frame predictions of the Kalman filter (optimal) and of the RLadder."""
+"""The figures of ``check temporal``: ``prediction.png``, a few evaluation sequences — the
+clean observation process, the visible noisy observations, the occluded frames, and the
+next-frame predictions of the Kalman filter (optimal) and of the RLadder; and
+``frame_ratios.png``, every method's MSE / Kalman-optimal MSE against the frame."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,6 +39,34 @@ def plot_predictions(data, rladder_pred, path: Path, sequences=(0, 1, 2), units=
     for ax in axes[-1]:
         ax.set_xlabel("frame t")
     axes[0][0].legend(fontsize=7, ncol=2, loc="best")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_frame_ratios(scores: dict, labels: dict, engines, path: Path, title: str = "") -> None:
+    """Left: ``scores[m]["mse_ratio"]`` against the frame for every method ``m`` of ``labels``
+    in ``scores`` (log scale); right: the learned ``engines`` alone, with bands of ± 1
+    standard error (``mse_ratio_sem``, over sequences). Dotted: each pooled mean."""
+    methods = [m for m in labels if m in scores]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for ax, shown in zip(axes, (methods, [m for m in methods if m in engines])):
+        for i, m in enumerate(shown):
+            r, se = scores[m]["mse_ratio"], scores[m]["mse_ratio_sem"]
+            t = list(range(1, len(r) + 1))
+            color = f"C{methods.index(m)}"
+            ax.plot(t, r, "o-", ms=3, color=color, label=f"{labels[m]} (mean {scores[m]['mean_mse_ratio']:.4f})")
+            ax.fill_between(t, [a - b for a, b in zip(r, se)], [a + b for a, b in zip(r, se)], color=color, alpha=0.2)
+            ax.axhline(scores[m]["mean_mse_ratio"], color=color, ls=":", lw=1)
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_xlabel("frame t (prediction of x_t+1)")
+        ax.set_ylabel("MSE / Kalman-optimal MSE")
+        ax.legend(fontsize=7)
+    axes[0].set_yscale("log")
+    axes[0].set_title("all methods", fontsize=9)
+    axes[1].set_title("learned engines, ± 1 s.e. over sequences", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
