@@ -112,12 +112,15 @@ def test_temporal_table_holds_ratios_only():
     from experiments.temporal.check import table
 
     data = SimpleNamespace(size=10, optimal_mse=[2.0, 4.0])
-    scores = {"rladder": {"mse_ratio": [1.5, 1.25], "mean_mse_ratio": 1.375, "mean_mse_ratio_sem": 0.1}}
+    scores = {"rladder": {"mse_ratio": [1.5, 1.25], "mse_ratio_sem": [0.2, 0.05],
+                          "mean_mse_ratio": 1.375, "mean_mse_ratio_sem": 0.1}}
     text = table(data, scores)
     rows = text.splitlines()
     header = [c.strip() for c in rows[1].strip("|").split("|")]
     assert header == ["frame t", "RLadder"]
     assert "The Kalman-optimal MSE itself" in rows[-1] and "2.0000, 4.0000 (mean 3.0000)" in rows[-1]
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows[3:-1]]
+    assert cells == [["1", "1.5000 ± 0.2000"], ["2", "1.2500 ± 0.0500"], ["mean", "1.3750 ± 0.1000"]]
 
 
 def test_static_figure_draws_only_what_its_axes_can_show():

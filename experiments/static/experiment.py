@@ -57,6 +57,9 @@ class StaticTask:
     ``cost_weighting`` weights the iterations in that sum (ours,
     :mod:`pgm_ladder.training.iteration_costs`; the weights are scaled to sum to
     ``iterations``, so ``uniform`` is the papers' plain sum).
+    ``iterations_jitter`` (ours): each training batch runs ``iterations + j`` iterations,
+    ``j`` uniform in ``0..iterations_jitter`` (drawn from torch's global generator, which
+    checkpoints save), so the engine is trained past the horizon it is scored at.
     ``input_dim`` and ``num_classes`` of the engine configs are set from the model.
     """
 
@@ -66,6 +69,7 @@ class StaticTask:
     denoise_weight: float = 1.0
     class_weight: float = 1.0
     cost_weighting: Literal["uniform", "increasing", "last"] = "uniform"
+    iterations_jitter: int = 0
     eval_samples: int = 10000
     eval_seed: int = 20171204
 
@@ -73,6 +77,8 @@ class StaticTask:
         for name in ("iterations", "eval_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"task.{name}: must be >= 1, got {getattr(self, name)}")
+        if not isinstance(self.iterations_jitter, int) or self.iterations_jitter < 0:
+            raise ValueError(f"task.iterations_jitter: must be an int >= 0, got {self.iterations_jitter!r}")
         for name in ("denoise_weight", "class_weight"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"task.{name}: must be >= 0, got {getattr(self, name)}")
@@ -112,7 +118,10 @@ def _weighted_sum(weighting: str):
 def task_losses(engine, batch, task: StaticTask) -> dict:
     """The summed-over-iterations task costs of one batch (see :class:`StaticTask`)."""
     x_noisy, x_clean, classes = batch
-    out = engine(x_noisy, iterations=task.iterations, x_clean=x_clean)
+    iterations = task.iterations
+    if task.iterations_jitter:
+        iterations += int(torch.randint(task.iterations_jitter + 1, ()))
+    out = engine(x_noisy, iterations=iterations, x_clean=x_clean)
     mse = torch.stack([F.mse_loss(it.denoised, x_clean) for it in out.iterations])
     weighted = _weighted_sum(task.cost_weighting)
     loss = task.denoise_weight * weighted(mse) + out.aux_cost

@@ -1,0 +1,112 @@
+"""The training levers of the ``static`` experiment (issue 15): the per-iteration cost
+weighting (``task.cost_weighting``, shared :func:`iteration_weights`) against a hand
+computation from the engine's own per-iteration outputs, and the iteration jitter
+(``task.iterations_jitter``) — which iteration counts it trains, and that it is off by
+default."""
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from experiments.static import experiment as exp
+from pgm_ladder.training.config import apply_overrides
+from pgm_ladder.training.errors import ConfigError
+from pgm_ladder.training.iteration_costs import iteration_weights
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def smoke_parts(*overrides: str):
+    config = apply_overrides(exp.PRESETS["smoke"](), list(overrides))
+    parts = exp.build(config, torch.device("cpu"), seed=0)
+    parts.model.eval()  # running BatchNorm statistics: the same batch gives the same outputs
+    return config, parts, parts.train_batches.next_batch()
+
+
+@pytest.mark.parametrize("T", [1, 2, 5])
+def test_iteration_weights_are_the_documented_distributions(T):
+    assert torch.allclose(iteration_weights(T, "uniform"), torch.full((T,), 1.0 / T))
+    ramp = torch.arange(1, T + 1, dtype=torch.float32)
+    assert torch.allclose(iteration_weights(T, "increasing"), ramp / ramp.sum())
+    last = iteration_weights(T, "last")
+    assert last[-1] == 1.0 and float(last[:-1].abs().sum()) == 0.0
+    for w in ("uniform", "increasing", "last"):
+        assert float(iteration_weights(T, w).sum()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_cost_weighting_matches_the_per_iteration_costs():
+    """loss = Σ_t T·w_t·(MSE_t + CE_t): uniform is the papers' plain sum, last is T times the
+    last iteration's cost, increasing the t-weighted sum."""
+    config, parts, batch = smoke_parts()
+    x_noisy, x_clean, classes = batch
+    T = config.task.iterations
+    assert T >= 2
+    with torch.no_grad():
+        out = parts.model(x_noisy, iterations=T, x_clean=x_clean)
+        cost = torch.stack([F.mse_loss(it.denoised, x_clean) + F.cross_entropy(it.class_logits, classes)
+                            for it in out.iterations]).double()
+        losses = {w: float(exp.task_losses(parts.model, batch, dataclasses.replace(
+            config.task, cost_weighting=w))["loss"]) for w in ("uniform", "increasing", "last")}
+    ramp = torch.arange(1, T + 1, dtype=torch.float64)
+    assert losses["uniform"] == pytest.approx(float(cost.sum()), rel=1e-5)
+    assert losses["last"] == pytest.approx(float(T * cost[-1]), rel=1e-5)
+    assert losses["increasing"] == pytest.approx(float(T * (ramp * cost).sum() / ramp.sum()), rel=1e-5)
+    assert len({round(v, 6) for v in losses.values()}) == 3  # the weightings do differ here
+
+
+class CountingEngine(torch.nn.Module):
+    """Wraps an engine and records the iteration count of every call."""
+
+    def __init__(self, engine):
+        super().__init__()
+        self.engine, self.calls = engine, []
+
+    def forward(self, x, iterations, **kw):
+        self.calls.append(iterations)
+        return self.engine(x, iterations=iterations, **kw)
+
+
+def test_iteration_jitter_trains_every_count_from_T_to_T_plus_jitter():
+    config, parts, batch = smoke_parts("task.iterations_jitter=2")
+    engine = CountingEngine(parts.model)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for _ in range(40):
+            exp.task_losses(engine, batch, config.task)
+    T = config.task.iterations
+    assert set(engine.calls) == {T, T + 1, T + 2}
+
+
+def test_no_jitter_by_default_and_the_global_generator_is_left_alone():
+    config, parts, batch = smoke_parts()
+    assert config.task.iterations_jitter == 0
+    engine = CountingEngine(parts.model)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for _ in range(5):
+            exp.task_losses(engine, batch, config.task)
+    assert engine.calls == [config.task.iterations] * 5
+    after = torch.rand(())
+    torch.manual_seed(0)
+    assert torch.equal(after, torch.rand(()))
+
+
+def test_jitter_gradients_flow_through_the_extra_iterations():
+    """With jitter the loss of a longer run still has finite gradients for every parameter
+    that the plain run trains."""
+    config, parts, batch = smoke_parts("task.iterations_jitter=3", "task.cost_weighting=increasing")
+    parts.model.train()
+    torch.manual_seed(1)
+    loss = exp.task_losses(parts.model, batch, config.task)["loss"]
+    loss.backward()
+    grads = [p.grad for p in parts.model.parameters() if p.requires_grad]
+    assert any(g is not None and float(g.abs().sum()) > 0 for g in grads)
+    assert all(g is None or bool(torch.isfinite(g).all()) for g in grads)
+
+
+@pytest.mark.parametrize("key, value", [("task.iterations_jitter", "-1"),
+                                        ("task.cost_weighting", "decreasing")])
+def test_bad_lever_values_name_the_field(key, value):
+    with pytest.raises((ConfigError, ValueError), match=key.split(".")[1]):
+        apply_overrides(exp.PRESETS["smoke"](), [f"{key}={value}"])
