@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(experiments: Optional[Mapping[str, ExperimentSpec]] = None) -> argparse.ArgumentParser:
     """The parser over ``experiments`` (default: the catalogue ``experiments.registry``)."""
-    from experiments.bench import bench, guides
+    from experiments.bench import bench, guides, temporal_guides
     from experiments.datasets.command import register_commands as register_data
     from experiments.registry import catalogue
 
@@ -55,6 +55,7 @@ def build_parser(experiments: Optional[Mapping[str, ExperimentSpec]] = None) -> 
     register_data(sub)
     bench.register(sub)
     guides.register(sub)
+    temporal_guides.register(sub)
     return parser
 
 

@@ -215,3 +215,18 @@ def test_bad_inputs_raise_clear_errors():
         PackedSequences(model, 3).check_x_noisy(torch.zeros(2, 5))
     with pytest.raises(ValueError, match="steps must be >= 1"):
         fit_guide(model, TemporalLadderGuide(model), steps=0)
+
+
+def test_the_cli_runs_the_temporal_guides_measurement_and_checks_its_arguments(capsys):
+    """``pgm-ladder guides-temporal`` is the ``python -m experiments.bench.temporal_guides``
+    command (same parser, same run); bad arguments are refused by name before any work."""
+    from experiments.bench import temporal_guides
+    from pgm_ladder.cli import build_parser
+
+    args = build_parser().parse_args(["guides-temporal", "--frames", "1"])
+    assert args.func is temporal_guides.run
+    with pytest.raises(ValueError, match="--frames is too small: 1"):
+        args.func(args)
+    args = build_parser().parse_args(["guides-temporal", "--occlusion", "1.0"])
+    with pytest.raises(ValueError, match=r"--occlusion must lie in \[0, 1\)"):
+        args.func(args)
