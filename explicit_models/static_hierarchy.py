@@ -147,6 +147,12 @@ class StaticGaussianHierarchy:
                     top_mean=self.top_mean, top_std=self.top_std, class_means=self.class_means,
                     class_stds=self.class_stds, class_probs=self.class_probs)
 
+    def parameters(self) -> dict:
+        """The constructor's keyword arguments that rebuild this model (tensors; the unused
+        top's arguments left out): ``StaticGaussianHierarchy(**m.parameters())`` equals ``m``
+        (``explicit_models.model_files`` writes them to a parameter file)."""
+        return {k: v for k, v in self._params().items() if v is not None}
+
     def to(self, dtype: Optional[torch.dtype] = None, device=None) -> "StaticGaussianHierarchy":
         """A copy of the model with parameters of ``dtype`` on ``device``."""
         dtype = self.dtype if dtype is None else dtype

@@ -21,6 +21,7 @@ and its generative side (sampling, the Pyro model, likelihoods given ``h``); inf
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Optional
 
@@ -81,11 +82,26 @@ def sinusoid_basis(height: int, width: int, num_freqs: int, amplitude: float,
     return torch.stack(cols, -1) * (float(amplitude) / math.sqrt(num_freqs))
 
 
+def _image_shape(value, pixels: int) -> Optional[tuple]:
+    """``value`` as an ``(H, W)`` tuple of positive ints with ``H·W = pixels``, or None."""
+    if value is None:
+        return None
+    try:
+        h, w = value
+        ok = all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in (h, w)) and h * w == pixels
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"image_shape must be (H, W), two positive ints with H·W = N = {pixels} "
+                         f"(the basis rows), got {value!r}")
+    return (int(h), int(w))
+
+
 class TaggerMixture(TaggerInference):
     """Tagger's perceptual-grouping mixture with texture latents (SPEC §2.3).
 
-    ``image_shape`` is ``(H, W)`` for models built by :meth:`textures` (pixels row-major),
-    None otherwise.
+    ``image_shape`` is ``(H, W)`` with ``H·W = N`` (pixels row-major; :meth:`textures` sets
+    it) or None.
 
     ``basis`` ``B`` ``(N, d)``; ``offsets`` ``β`` ``(K, N)`` or ``(N,)`` (shared by all
     groups); ``group_stds`` ``σ_k`` ``(K,)``; ``noise_std`` ``σ`` (positive scalar);
@@ -98,9 +114,8 @@ class TaggerMixture(TaggerInference):
     """
 
     def __init__(self, basis, offsets, group_stds, noise_std, mix_probs=None, likelihood="gaussian",
-                 flip_prob=None, *, dtype: torch.dtype = torch.float64, device=None):
+                 flip_prob=None, *, image_shape=None, dtype: torch.dtype = torch.float64, device=None):
         self.dtype, self.device = dtype, device
-        self.image_shape: Optional[tuple] = None
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
         self.likelihood = likelihood
@@ -111,6 +126,7 @@ class TaggerMixture(TaggerInference):
         if self.basis.shape[0] < 1 or self.basis.shape[1] < 1:
             raise ValueError(f"basis must have shape (N, d) with N, d >= 1, got {V._shape(self.basis)}")
         N = int(self.basis.shape[0])
+        self.image_shape: Optional[tuple] = _image_shape(image_shape, N)
         # ---- number of groups: from group_stds, else offsets (K, N), else mix_probs
         self.group_stds = V.optional_tensor(group_stds, "group_stds", dtype, device)
         if gaussian and self.group_stds is None:
@@ -192,10 +208,20 @@ class TaggerMixture(TaggerInference):
         offsets = (float(offset_spread) * levels).unsqueeze(-1).expand(K, N).clone()
         gaussian = likelihood == "gaussian"
         stds = torch.full((K,), float(group_std), dtype=dtype, device=device)
-        model = cls(basis, offsets, stds if gaussian else None, noise_std if gaussian else None,
-                    mix_probs=mix_probs, likelihood=likelihood, flip_prob=flip_prob, dtype=dtype, device=device)
-        model.image_shape = (int(height), int(width))
-        return model
+        return cls(basis, offsets, stds if gaussian else None, noise_std if gaussian else None,
+                   mix_probs=mix_probs, likelihood=likelihood, flip_prob=flip_prob,
+                   image_shape=(int(height), int(width)), dtype=dtype, device=device)
+
+    def parameters(self) -> dict:
+        """The constructor's keyword arguments that rebuild this model (tensors, the
+        likelihood's name, ``image_shape``; the unused optional ones left out, the required
+        ``group_stds`` and ``noise_std`` None for ``"bernoulli"``):
+        ``TaggerMixture(**m.parameters())`` equals ``m`` (``explicit_models.model_files``
+        writes them to a parameter file)."""
+        out = dict(basis=self.basis, offsets=self.offsets, group_stds=self.group_stds, noise_std=self.noise_std,
+                   mix_probs=self.mix_probs, likelihood=self.likelihood, flip_prob=self.flip_prob,
+                   image_shape=None if self.image_shape is None else list(self.image_shape))
+        return {k: v for k, v in out.items() if v is not None or k in ("group_stds", "noise_std")}
 
     # ------------------------------------------------------------------ properties
     @property

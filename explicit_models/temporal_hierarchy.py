@@ -92,6 +92,13 @@ class TemporalGaussianHierarchy:
             out.append(t)
         return out
 
+    def parameters(self) -> dict:
+        """The constructor's keyword arguments that rebuild this model (tensors):
+        ``TemporalGaussianHierarchy(**m.parameters())`` equals ``m``
+        (``explicit_models.model_files`` writes them to a parameter file)."""
+        return dict(transitions=self.transitions, weights=self.weights, stds=self.stds, noise_std=self.noise_std,
+                    init_stds=self.init_stds, init_means=self.init_means)
+
     # ------------------------------------------------------------------ properties
     @property
     def widths(self) -> list:
