@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from explicit_models.model_files import ModelFileError, sha256_of
 from pgm_ladder.training import runner
 from pgm_ladder.training.commands import add_tensorboard_argument, guard
 from pgm_ladder.training.config import apply_overrides
 from pgm_ladder.training.devices import check_device_options, resolve_device
-from pgm_ladder.training.errors import RunDirError, TrainingInterrupted
+from pgm_ladder.training.errors import ConfigError, RunDirError, TrainingInterrupted
 from pgm_ladder.training.reuse import check_same_run, device_override
 from pgm_ladder.training.run_dir import RunDir
 from pgm_ladder.training.spec import ExperimentSpec
@@ -33,8 +34,9 @@ def add_check_parser(subparsers, name: str, help: str, description: str, presets
                      threads: bool = True) -> argparse.ArgumentParser:
     """The ``check NAME`` sub-parser with the options every check shares: ``--preset``
     (default ``cpu``, about ``minutes`` on 2 cores), ``--steps``, ``--seed``, ``--device``,
-    ``--out`` (default :func:`default_out`), ``--set``, ``--threads``, ``--tensorboard``
-    and ``--quiet``. The caller adds its own options and ``set_defaults(func=...)``.
+    ``--out`` (default :func:`default_out`), ``--set``, ``--model-file``, ``--threads``,
+    ``--tensorboard`` and ``--quiet``. The caller adds its own options and
+    ``set_defaults(func=...)``.
     (``threads`` is accepted for compatibility: every check has ``--threads``.)"""
     p = subparsers.add_parser(name, help=help, description=description,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,6 +51,9 @@ def add_check_parser(subparsers, name: str, help: str, description: str, presets
                         "reused only if it has the same config and seed")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help=f"override any field of the {name} experiment config (repeatable)")
+    p.add_argument("--model-file", type=Path, default=None, metavar="PATH",
+                   help="train and score on the explicit model in this parameter file instead of the "
+                        f"embedded one (write one with: pgm-ladder model-file {name} --out PATH)")
     add_threads_argument(p)
     add_tensorboard_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars or progress lines")
@@ -61,13 +66,37 @@ def default_out(name: str, preset: str) -> Path:
     return Path(f"runs/check-{name}" if preset == DEFAULT_PRESET else f"runs/check-{name}-{preset}")
 
 
+def model_file_overrides(args) -> list[str]:
+    """``task.model_file`` (the absolute path of ``--model-file``) and its
+    ``task.model_file_sha256``, or nothing without ``--model-file``. The file is hashed once
+    per command: every engine is trained on the same bytes."""
+    if getattr(args, "model_file", None) is None:
+        return []
+    if not hasattr(args, "model_file_sets"):
+        path = args.model_file.resolve()
+        try:
+            digest = sha256_of(path)
+        except ModelFileError as err:
+            raise ConfigError(f"--model-file {err}") from err
+        args.model_file_sets = [f"task.model_file={path}", f"task.model_file_sha256={digest}"]
+    return list(args.model_file_sets)
+
+
 def engine_overrides(args, engine: str, *fixed: str) -> list[str]:
     """``task.engine``, the device, ``--steps`` and the user's ``--set`` values, after the
-    command's own ``fixed`` overrides (e.g. ``task.model=...``)."""
-    sets = [*fixed, f"task.engine={engine}", f"train.device={args.device}"]
+    command's own ``fixed`` overrides (e.g. ``task.model=...``) and ``--model-file``'s."""
+    sets = [*fixed, *model_file_overrides(args), f"task.engine={engine}", f"train.device={args.device}"]
     if args.steps is not None:
         sets.append(f"train.steps={args.steps}")
     return sets + list(args.overrides)
+
+
+def explicit_model(spec: ExperimentSpec, args, *fixed: str):
+    """The explicit model the check's engines are trained and scored on
+    (``spec.explicit_models.for_task`` of the task that ``fixed``, ``--model-file`` and
+    ``--set`` make), built before anything is created: a bad model file is refused first."""
+    sets = spec.overrides([*fixed, *model_file_overrides(args), *args.overrides])
+    return spec.explicit_models.for_task(apply_overrides(spec.preset(args.preset), sets).task)
 
 
 @dataclass

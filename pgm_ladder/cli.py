@@ -6,6 +6,7 @@ experiment catalogue (``experiments.registry``).
 * ``train / eval / figures / resume / list / sweep / table`` — the shared trainer
   (``pgm_ladder.training.commands``), over every experiment of the catalogue
 * ``data verify`` — the real data files against their sha256 (``experiments.datasets.command``)
+* ``model-file NAME`` — an embedded explicit model's parameter file (``pgm_ladder.model_file_command``)
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import sys
 from typing import Mapping, Optional, Sequence
 
 from pgm_ladder.checks import run_check
+from pgm_ladder.model_file_command import register as register_model_files
 from pgm_ladder.training.commands import register_commands as register_training
 from pgm_ladder.training.spec import ExperimentSpec
 
@@ -53,6 +55,7 @@ def build_parser(experiments: Optional[Mapping[str, ExperimentSpec]] = None) -> 
         command.set_defaults(func=run_check(name, command.get_default("func")))
     register_training(sub, experiments)
     register_data(sub)
+    register_model_files(sub, experiments)
     bench.register(sub)
     guides.register(sub)
     temporal_guides.register(sub)

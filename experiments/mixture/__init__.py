@@ -6,7 +6,7 @@ explicit Tagger mixture (SPEC §2.3, §3.3, §4).
 from pgm_ladder.training.spec import ExperimentSpec
 
 from .check import register as register_check
-from .experiment import PRESETS, RENAMED, MixtureConfig, build
+from .experiment import EMBEDDED_MODELS, PRESETS, RENAMED, MixtureConfig, build
 
 SPEC = ExperimentSpec(
     name="mixture",
@@ -16,5 +16,6 @@ SPEC = ExperimentSpec(
     home=__name__,
     check=register_check,
     renamed=RENAMED,
+    explicit_models=EMBEDDED_MODELS,
     description="Tagger / RTagger on the embedded Tagger mixture (SPEC §2.3, §3.3)",
 )

@@ -144,13 +144,14 @@ def acceptance(scores: dict, iterations: int) -> dict:
 @common.with_threads
 def run(args) -> int:
     start = time.time()
+    model = common.explicit_model(args.spec, args)
     trained = common.train_engines(args.spec, args, {e: common.engine_overrides(args, e) for e in exp.ENGINES})
     config = trained["rtagger"][0]
     task = config.task
-    model = exp.embedded_model(task.explicit_model)
     device = next(trained["rtagger"][1].model.parameters()).device
     data = exp.eval_set(model, task)
-    print(f"explicit model: {model}; {data.size} fresh images")
+    print(f"explicit model: {model}" + (f" from {args.model_file}" if args.model_file is not None else "")
+          + f"; {data.size} fresh images")
     scores, shown = {}, {}
     for name, (_, res) in trained.items():
         scores[name], shown[name] = harness.score_groupings(res.model, data, task.scored_iterations, device)
@@ -169,7 +170,7 @@ def run(args) -> int:
     payload = dict(scores)
     payload["acceptance"] = acceptance(scores, task.iterations)
     payload["settings"] = {
-        "explicit_model": task.explicit_model, "model_args": exp.EMBEDDED_MODELS[task.explicit_model], "preset": args.preset,
+        **exp.EMBEDDED_MODELS.settings(task), "preset": args.preset,
         "seed": args.seed, "iterations": task.iterations, "scored_iterations": task.scored_iterations,
         "eval_images": data.size,
         "torch_threads": torch.get_num_threads(),

@@ -25,7 +25,7 @@ from explicit_models.tagger_mixture import TaggerMixture
 from learned_inference import LadderConfig, RLadderConfig
 from learned_inference.tag import Tag, TagConfig
 from pgm_ladder import grouping
-from pgm_ladder.embedded import EmbeddedModels
+from pgm_ladder.embedded import EmbeddedModels, check_model_file_fields
 from pgm_ladder.grouping import TagSettings
 from pgm_ladder.harness import grouping as harness
 from pgm_ladder.training.batches import SampledStream
@@ -35,7 +35,7 @@ from pgm_ladder.training.spec import Parts
 #: the embedded default model: ``TaggerMixture.textures`` arguments (ours, every one pinned)
 EMBEDDED_MODELS = EmbeddedModels(TaggerMixture.textures, {
     "default": dict(height=12, width=12, groups=3, num_freqs=1, amplitude=3.0, group_std=0.1,
-                    noise_std=0.3, offset_spread=0.0)})
+                    noise_std=0.3, offset_spread=0.0)}, kind="tagger_mixture")
 #: the embedded explicit model by name, float64
 embedded_model = EMBEDDED_MODELS.build
 #: deprecated config keys
@@ -50,9 +50,13 @@ class MixtureTask:
     (0: ``iterations``); ``eval_samples`` fresh images drawn with ``eval_seed`` (the masks' random
     initialisation too). For ``check mixture``: VB runs ``vb_max_iters`` iterations at most
     to convergence; the NUTS gold standard runs on the first ``gold_images`` of the eval
-    images with ``gold_warmup`` + ``gold_samples`` draws."""
+    images with ``gold_warmup`` + ``gold_samples`` draws. ``model_file`` (with its
+    ``model_file_sha256``) replaces the embedded ``explicit_model`` by a parameter file
+    (:mod:`explicit_models.model_files`, ``--model-file``)."""
 
     explicit_model: Literal["default"] = "default"
+    model_file: str = ""
+    model_file_sha256: str = ""
     engine: Literal["tagger", "rtagger"] = "rtagger"
     iterations: int = 4
     eval_iterations: int = 0
@@ -62,6 +66,9 @@ class MixtureTask:
     gold_images: int = 100
     gold_warmup: int = 200
     gold_samples: int = 200
+
+    def __post_init__(self) -> None:
+        check_model_file_fields(self)
 
     @property
     def scored_iterations(self) -> int:
@@ -105,7 +112,7 @@ def task_losses(net, batch, config: MixtureConfig) -> dict:
 
 
 def build(config: MixtureConfig, device: torch.device, seed: int) -> Parts:
-    model = embedded_model(config.task.explicit_model)
+    model = EMBEDDED_MODELS.for_task(config.task)
     net = Tag(tag_config(config, model)).to(device)
 
     def sample_batch(generator: torch.Generator, n: int):

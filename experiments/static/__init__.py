@@ -5,7 +5,7 @@
 from pgm_ladder.training.spec import ExperimentSpec
 
 from .check import register as register_check
-from .experiment import PRESETS, RENAMED, StaticConfig, build
+from .experiment import EMBEDDED_MODELS, PRESETS, RENAMED, StaticConfig, build
 
 SPEC = ExperimentSpec(
     name="static",
@@ -15,5 +15,6 @@ SPEC = ExperimentSpec(
     home=__name__,
     check=register_check,
     renamed=RENAMED,
+    explicit_models=EMBEDDED_MODELS,
     description="Ladder / RLadder on the embedded static Gaussian hierarchy (SPEC §2.1)",
 )

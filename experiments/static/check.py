@@ -30,9 +30,9 @@ def register(subparsers, spec) -> None:
     p = common.add_check_parser(subparsers, "static", ("Ladder and RLadder vs the exact "
                                 "posterior of the embedded static Gaussian hierarchy"),
                                 __doc__, exp.PRESETS, 5)
-    p.add_argument("--explicit-model", choices=sorted(exp.EMBEDDED_MODELS), default="classes",
+    p.add_argument("--explicit-model", choices=sorted(exp.EMBEDDED_MODELS), default=None,
                    help="embedded explicit model: classes (a class-mixture top) or linear "
-                        "(default: classes)")
+                        "(default: classes; not with --model-file)")
     p.add_argument("--horizon", type=int, default=4, metavar="K",
                    help="also run the trained RLadder for K times its trained iterations and report "
                         "the curve beyond the training horizon (default: 4; 1: off)")
@@ -41,9 +41,14 @@ def register(subparsers, spec) -> None:
     p.set_defaults(func=run, spec=spec)
 
 
+def fixed_overrides(args) -> list[str]:
+    """The check's own override: the embedded model chosen, unless ``--model-file`` names one."""
+    return [] if args.model_file is not None else [f"task.explicit_model={args.explicit_model}"]
+
+
 def train_engines(args) -> dict:
-    fixed = f"task.explicit_model={args.explicit_model}"
-    return common.train_engines(args.spec, args, {e: common.engine_overrides(args, e, fixed) for e in ENGINES})
+    fixed = fixed_overrides(args)
+    return common.train_engines(args.spec, args, {e: common.engine_overrides(args, e, *fixed) for e in ENGINES})
 
 
 def score_all(model, engines: dict, config, device, horizon: int = 1) -> tuple[harness.PosteriorEvalSet, dict]:
@@ -107,7 +112,7 @@ def results_payload(args, config, data, scores, train_results, wall, device) -> 
     payload["bayes"] = {"mse": data.bayes_mse, "error": data.bayes_error,
                         "eval_samples": data.size}
     payload["settings"] = {
-        "explicit_model": args.explicit_model, "model_args": exp.EMBEDDED_MODELS[args.explicit_model], "preset": args.preset,
+        **exp.EMBEDDED_MODELS.settings(config.task), "preset": args.preset,
         "seed": args.seed, "iterations": config.task.iterations,
         "vb": "vb: mean-field VB (full covariance within levels) started from the exact "
               "posterior of the moment-matched linear-Gaussian model; vb_prior: started from "
@@ -128,8 +133,12 @@ def run(args) -> int:
     if args.deprecated_model:
         args.explicit_model = "classes" if args.deprecated_model == "mixture" else args.deprecated_model
         print(f"warning: --model is deprecated, use --explicit-model {args.explicit_model}", file=sys.stderr)
-    model = exp.embedded_model(args.explicit_model)
-    print(f"explicit model: {model}")
+    if args.model_file is not None and args.explicit_model is not None:
+        raise ConfigError("--model-file and --explicit-model: give one of them (the model file replaces "
+                          "the embedded model)")
+    args.explicit_model = args.explicit_model or "classes"
+    model = common.explicit_model(args.spec, args, *fixed_overrides(args))
+    print(f"explicit model: {model}" + (f" from {args.model_file}" if args.model_file is not None else ""))
     train_results = train_engines(args)
     config = train_results["rladder"][0]
     device = next(train_results["rladder"][1].model.parameters()).device

@@ -26,7 +26,7 @@ from explicit_models.static_hierarchy import StaticGaussianHierarchy
 from learned_inference import LadderConfig, RLadderConfig, build_engine
 from pgm_ladder import harness
 from pgm_ladder.training.batches import SampledStream
-from pgm_ladder.embedded import EmbeddedModels
+from pgm_ladder.embedded import EmbeddedModels, check_model_file_fields
 from pgm_ladder.training.iteration_costs import COST_WEIGHTINGS, iteration_weights
 from pgm_ladder.training.config import ExperimentConfig, OptimConfig, cosine_schedule
 from pgm_ladder.training.spec import Parts
@@ -38,7 +38,7 @@ _SHARED = dict(widths=[64, 32, 16], seed=2017, noise_std=1.5, weight_scale=1.0, 
 EMBEDDED_MODELS = EmbeddedModels(StaticGaussianHierarchy.random, {
     "classes": dict(_SHARED, num_classes=10, class_separation=0.85, class_std=0.5),
     "linear": dict(_SHARED, num_classes=None),
-})
+}, kind="static_gaussian_hierarchy")
 #: the embedded explicit model by name (``"classes"`` or ``"linear"``), float64
 embedded_model = EMBEDDED_MODELS.build
 #: deprecated config keys and values (the class-mixture model was called "mixture", like
@@ -61,9 +61,13 @@ class StaticTask:
     ``j`` uniform in ``0..iterations_jitter`` (drawn from torch's global generator, which
     checkpoints save), so the engine is trained past the horizon it is scored at.
     ``input_dim`` and ``num_classes`` of the engine configs are set from the model.
+    ``model_file`` (with its ``model_file_sha256``) replaces the embedded ``explicit_model``
+    by a parameter file (:mod:`explicit_models.model_files`, ``--model-file``).
     """
 
     explicit_model: Literal["classes", "linear"] = "classes"
+    model_file: str = ""
+    model_file_sha256: str = ""
     engine: Literal["ladder", "rladder"] = "rladder"
     iterations: int = 4
     denoise_weight: float = 1.0
@@ -74,6 +78,7 @@ class StaticTask:
     eval_seed: int = 20171204
 
     def __post_init__(self) -> None:
+        check_model_file_fields(self)
         for name in ("iterations", "eval_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"task.{name}: must be >= 1, got {getattr(self, name)}")
@@ -149,7 +154,7 @@ def final_metrics(curves: harness.Curves) -> dict:
 
 
 def build(config: StaticConfig, device: torch.device, seed: int) -> Parts:
-    model = embedded_model(config.task.explicit_model)
+    model = EMBEDDED_MODELS.for_task(config.task)
     engine = build_engine(engine_config(config, model)).to(device)
     has_classes = model.has_mixture_top
 

@@ -50,7 +50,8 @@ def draw_curves(results: dict):
         ax.xaxis.get_major_locator().set_params(integer=True)
     axes[0][0].legend(fontsize=8)
     settings = results["settings"]
-    fig.suptitle(f"check static — explicit model {settings['explicit_model']}, preset {settings['preset']}, "
+    which = settings.get("explicit_model") or Path(settings["model_file"]).name
+    fig.suptitle(f"check static — explicit model {which}, preset {settings['preset']}, "
                  f"seed {settings['seed']}", fontsize=10)
     fig.tight_layout()
     return fig

@@ -105,8 +105,7 @@ def results_payload(args, model, config, data, scores, train_results, wall, devi
     payload = {name: scores[name] for name in scores}
     payload["kalman"] = {"optimal_mse": data.optimal_mse, "eval_sequences": data.size}
     payload["settings"] = {
-        "explicit_model": config.task.explicit_model, "model_args": exp.EMBEDDED_MODELS[config.task.explicit_model],
-        "preset": args.preset, "seed": args.seed, "frames": config.task.frames,
+        **exp.EMBEDDED_MODELS.settings(config.task), "preset": args.preset, "seed": args.seed, "frames": config.task.frames,
         "occlusion": config.task.occlusion, "target": config.task.target, "torch_threads": torch.get_num_threads(),
         "engines": {name: {"run_dir": str(res.run_dir), "steps": res.step, "config": config_to_dict(cfg),
                            "engine_config": config_to_dict(exp.engine_config(cfg, model))}
@@ -119,10 +118,11 @@ def results_payload(args, model, config, data, scores, train_results, wall, devi
 
 def run(args) -> int:
     start = time.time()
+    model = common.explicit_model(args.spec, args)
     train_results = common.train_engines(args.spec, args, {e: common.engine_overrides(args, e) for e in ENGINES})
     config = train_results["rladder"][0]
-    model = exp.embedded_model(config.task.explicit_model)
-    print(f"explicit model: {model}, occlusion {config.task.occlusion:g}")
+    print(f"explicit model: {model}" + (f" from {args.model_file}" if args.model_file is not None else "")
+          + f", occlusion {config.task.occlusion:g}")
     device = next(train_results["rladder"][1].model.parameters()).device
     engines = {name: res.model for name, (_, res) in train_results.items()}
     data, scores, shown = score_all(model, engines, config, device)

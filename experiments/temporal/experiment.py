@@ -27,7 +27,7 @@ import torch
 from explicit_models.temporal_hierarchy import TemporalGaussianHierarchy
 from learned_inference import RLadderConfig
 from learned_inference.temporal import TemporalRLadder, TemporalRLadderConfig
-from pgm_ladder.embedded import EmbeddedModels
+from pgm_ladder.embedded import EmbeddedModels, check_model_file_fields
 from pgm_ladder.harness import temporal as harness
 from pgm_ladder.training.batches import SampledStream
 from pgm_ladder.training.config import ExperimentConfig, OptimConfig, cosine_schedule
@@ -39,7 +39,7 @@ from pgm_ladder.training.spec import Parts
 EMBEDDED_MODELS = EmbeddedModels(TemporalGaussianHierarchy.random, {
     "default": dict(widths=[8, 4, 2], seed=2017, noise_std=0.5, decays=[0.5, 0.735, 0.97],
                     rotation_speeds=[1.0, 0.55, 0.1], scales=[1.0, 1.0, 1.0], weight_scale=1.0,
-                    init="stationary")})
+                    init="stationary")}, kind="temporal_gaussian_hierarchy")
 #: the embedded explicit model by name, float64
 embedded_model = EMBEDDED_MODELS.build
 #: deprecated config keys: the explicit model's name, and the RLadder fields that
@@ -62,9 +62,13 @@ class TemporalTask:
     (ours): ``train_frames`` frames per training sequence (0: ``frames``; scoring always
     uses ``frames``); ``frame_weighting`` the weights of the per-frame prediction costs
     (:func:`~pgm_ladder.training.iteration_costs.iteration_weights` over the frames;
-    ``uniform`` = the plain mean over frames, which the pooled score measures)."""
+    ``uniform`` = the plain mean over frames, which the pooled score measures).
+    ``model_file`` (with its ``model_file_sha256``) replaces the embedded ``explicit_model``
+    by a parameter file (:mod:`explicit_models.model_files`, ``--model-file``)."""
 
     explicit_model: Literal["default"] = "default"
+    model_file: str = ""
+    model_file_sha256: str = ""
     engine: Literal["rladder", "no_decoder", "no_decoder_to_encoder"] = "rladder"
     frames: int = 20
     occlusion: float = 0.3
@@ -77,6 +81,7 @@ class TemporalTask:
     frame_weighting: Literal["uniform", "increasing", "last"] = "uniform"
 
     def __post_init__(self) -> None:
+        check_model_file_fields(self)
         if self.frames < 2:
             raise ValueError(f"task.frames: need at least 2 frames, got {self.frames}")
         if self.train_frames != 0 and self.train_frames < 2:
@@ -155,7 +160,7 @@ def task_losses(engine, batch, task: TemporalTask) -> dict:
 
 
 def build(config: TemporalConfig, device: torch.device, seed: int) -> Parts:
-    model = embedded_model(config.task.explicit_model)
+    model = EMBEDDED_MODELS.for_task(config.task)
     engine = TemporalRLadder(engine_config(config, model)).to(device)
     task = config.task
 

@@ -72,6 +72,9 @@ class ExperimentSpec:
     adds a parser to ``subparsers`` and sets its ``func``. ``renamed`` keeps deprecated
     config keys working: it maps an old ``KEY`` to the new one, or an old ``KEY=VALUE`` to
     the new ``KEY=VALUE``; :meth:`overrides` and :meth:`upgrade` apply it.
+    ``explicit_models``, if given, are the experiment's embedded explicit models
+    (:class:`pgm_ladder.embedded.EmbeddedModels`): ``pgm-ladder model-file NAME`` writes
+    their parameter files.
     """
 
     name: str
@@ -83,6 +86,7 @@ class ExperimentSpec:
     paper_numbers: Mapping[str, Union[float, PaperNumber]] = field(default_factory=dict)
     check: Optional[Callable[[argparse._SubParsersAction, "ExperimentSpec"], None]] = None
     renamed: Mapping[str, str] = field(default_factory=dict)
+    explicit_models: Optional[Any] = None
 
     def __post_init__(self) -> None:
         if not dataclasses.is_dataclass(self.config_type):
