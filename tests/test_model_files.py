@@ -246,3 +246,16 @@ def test_a_check_that_refuses_a_model_file_creates_nothing(tmp_path, capsys, mon
     assert _smoke(tmp_path / "out", *extra) == 2
     assert expected in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_embedded_model_written_to_a_file_reproduces_the_embedded_run(tmp_path):
+    """``model-file static`` then ``check static --model-file`` trains and scores exactly as
+    ``check static`` on the embedded model (same seeds, same parameters to the last bit)."""
+    path = tmp_path / "classes.json"
+    assert main(["model-file", "static", "--explicit-model", "classes", "--out", str(path)]) == 0
+    assert _smoke(tmp_path / "file", "--model-file", str(path), "--steps", "5") == 0
+    assert _smoke(tmp_path / "embedded", "--explicit-model", "classes", "--steps", "5") == 0
+    by_file, embedded = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("file", "embedded"))
+    for section in ("ladder", "rladder", "vb", "vb_prior", "wiener", "bayes"):
+        assert by_file[section] == embedded[section], section
+    assert embedded["settings"]["explicit_model"] == "classes"
