@@ -3,10 +3,13 @@ explicit model (:mod:`explicit_models.model_files`), a starting point for a user
 parameters and every check's ``--model-file`` (issue 17).
 
 ``--widths N0 N1 ... NL`` builds the same recipe (the same pinned constructor arguments and
-seed) at other level widths, e.g. a scaling table of ``check static``."""
+seed) at other level widths, e.g. a scaling table of ``check static``; ``--arg KEY=VALUE``
+changes any other argument of the recipe (the value read as JSON), e.g.
+``--arg class_separation=0.4``."""
 from __future__ import annotations
 
 import argparse
+import json
 from functools import partial
 from pathlib import Path
 from typing import Mapping
@@ -35,6 +38,9 @@ def register(subparsers, experiments: Mapping[str, ExperimentSpec]) -> None:
             q.add_argument("--widths", type=int, nargs="+", metavar="N", default=None,
                            help="level widths n_0 .. n_L (default: the embedded model's): the same "
                                 "recipe and seed at other widths")
+        q.add_argument("--arg", dest="args", action="append", default=[], metavar="KEY=VALUE",
+                       help="change one argument of the recipe (repeatable; VALUE read as JSON), one of: "
+                            + ", ".join(sorted({k for m in models for k in models[m]})))
         q.add_argument("--out", type=Path, required=True, help="the parameter file to write (JSON)")
         q.add_argument("--force", action="store_true", help="replace --out if it exists")
         q.set_defaults(func=guard(f"model-file {name}", partial(write_model_file, name, models)))
@@ -43,7 +49,7 @@ def register(subparsers, experiments: Mapping[str, ExperimentSpec]) -> None:
 def write_model_file(name: str, models, args) -> int:
     """Build the chosen embedded model (at ``--widths``), write it to ``--out`` and say how to
     run a check on it. A bad option is a :class:`ConfigError` and writes nothing."""
-    changed = {}
+    changed = recipe_changes(args.args)
     if getattr(args, "widths", None) is not None:
         if len(args.widths) < 2 or min(args.widths) < 1:
             raise ConfigError(f"--widths: expected at least two widths >= 1, got {args.widths}")
@@ -53,7 +59,7 @@ def write_model_file(name: str, models, args) -> int:
     try:
         model = models.build(args.explicit_model, **changed)
     except ValueError as err:
-        raise ConfigError(f"--widths {args.widths}: {err}") from err
+        raise ConfigError(f"the recipe of {args.explicit_model!r} changed by --arg/--widths to {changed}: {err}") from err
     recipe = {**models[args.explicit_model], **changed}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_model_file(model, args.out, description=f"pgm-ladder model-file {name}: embedded model "
@@ -61,3 +67,18 @@ def write_model_file(name: str, models, args) -> int:
     print(f"wrote {args.out}: {model} ({kind_of(model)}, sha256 {sha256_of(args.out)})")
     print(f"run a check on it: pgm-ladder check {name} --model-file {args.out}")
     return 0
+
+
+def recipe_changes(items) -> dict:
+    """``--arg KEY=VALUE`` items as ``{KEY: VALUE}`` (VALUE read as JSON; plain text if it is
+    not JSON), or a :class:`ConfigError` naming the bad item."""
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--arg expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out

@@ -202,6 +202,16 @@ def test_model_file_command_writes_the_embedded_recipe_at_other_widths(tmp_path,
     assert main(["model-file", "static", "--out", str(path)]) == 2  # exists: --force needed
     assert path.read_bytes() == before and "--force" in capsys.readouterr().err
     assert main(["model-file", "static", "--widths", "5", "--out", str(tmp_path / "x.json")]) == 2
+    other = tmp_path / "a.json"
+    assert main(["model-file", "static", "--widths", "5", "3", "--arg", "class_separation=0.25", "--arg",
+                 "std_range=[0.2, 0.4]", "--out", str(other)]) == 0
+    recipe = {**EMBEDDED_MODELS["classes"], "widths": [5, 3], "class_separation": 0.25, "std_range": [0.2, 0.4]}
+    assert _same_model(load_model_file(other), StaticGaussianHierarchy.random(**recipe))
+    for bad, expected in ((["--arg", "sepration=1"], "no argument(s) ['sepration']"),
+                          (["--arg", "noise_std=-1"], "noise_std must be positive"),
+                          (["--arg", "noise_std"], "--arg expects KEY=VALUE")):
+        assert main(["model-file", "static", *bad, "--out", str(tmp_path / "x.json")]) == 2
+        assert expected in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
 
 
