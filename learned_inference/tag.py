@@ -63,7 +63,7 @@ from explicit_models.tagger_vb import (binary_mask_likelihood, binary_mean_gradi
 
 from . import config_utils as cu
 from .base import EngineOutput, InferenceEngine, IterationOutput
-from .cells import NORM_KINDS, make_norm
+from .cells import NORM_KINDS, apply_norm, make_norm
 from .ladder import Ladder, LadderConfig
 from .rladder import RLadder, RLadderConfig
 from .tag_costs import TagCost, group_class_log_probs, tag_cost
@@ -104,6 +104,10 @@ class TagConfig:
         num_classes: per-group class head with an extra "no class" unit (0: none).
         init_mean: initial ``z`` (``E[x]``); in [0, 1] for bernoulli.
         projection_norm: ``"batch"`` | ``"layer"`` | ``"none"``.
+        projection_norm_steps: with ``projection_norm="batch"``, how many iterations keep
+            their own running statistics of the projection's BatchNorm (1: shared by all,
+            the papers'; ours: :class:`~learned_inference.cells.StepBatchNorm`, the last one
+            for every later iteration). Training mode is unchanged (batch statistics).
         init_variance: initial learned ``v`` (gaussian, > min_variance).
         min_variance: floor of ``v`` (> 0).
         init_logit_std: std ``s`` of the random initial mask logits (> 0).
@@ -129,9 +133,11 @@ class TagConfig:
     z_skip: bool = False
     x_input: bool = False
     z_rank: int = 0
+    projection_norm_steps: int = 1
 
     def __post_init__(self) -> None:
         cu.check_positive_int(self.input_dim, "input_dim")
+        cu.check_positive_int(self.projection_norm_steps, "projection_norm_steps")
         cu.check_positive_int(self.groups, "groups")
         if not isinstance(self.engine, (LadderConfig, RLadderConfig)):
             raise ValueError(f"engine: expected a LadderConfig or RLadderConfig, "
@@ -217,7 +223,7 @@ class Tag(InferenceEngine):
         N, P = config.input_dim, config.projection_dim
         self.engine = build_inner_engine(config.engine)
         self.projection = nn.Linear((5 if config.x_input else 4) * N, P)
-        self.projection_norm = make_norm(config.projection_norm, P)
+        self.projection_norm = make_norm(config.projection_norm, P, steps=config.projection_norm_steps)
         self.z_head = (nn.Linear(P, N) if not config.z_rank else
                        nn.Sequential(nn.Linear(P, config.z_rank, bias=False), nn.Linear(config.z_rank, N)))
         self.mask_head = nn.Linear(P, N)
@@ -280,16 +286,18 @@ class Tag(InferenceEngine):
         return x * torch.log(xi) + (1.0 - x) * torch.log1p(-xi)
 
     def step(self, x_noisy: torch.Tensor, z: torch.Tensor, mask: torch.Tensor,
-             carry: Any = None) -> tuple[TagIteration, Any]:
+             carry: Any = None, iteration: int = 0) -> tuple[TagIteration, Any]:
         """One iteration from estimates ``z``, ``mask`` ``(B, K, N)``. RTagger: ``carry``
-        from the previous step (``None``: a fresh zero carry); Tagger: ignored (``None``)."""
+        from the previous step (``None``: a fresh zero carry); Tagger: ignored (``None``).
+        ``iteration`` (0-based) picks the projection's per-iteration BatchNorm statistics
+        (``projection_norm_steps``); nothing else depends on it."""
         B, K, N = z.shape
         delta_z, lik = self.tag_inputs(x_noisy, z, mask)
         parts = [z, mask, delta_z, lik]
         if self.config.x_input:
             parts.append(x_noisy.unsqueeze(1).expand(B, K, N))
         inputs = torch.cat(parts, dim=-1).reshape(B * K, len(parts) * N)
-        h = torch.relu(self.projection_norm(self.projection(inputs)))
+        h = torch.relu(apply_norm(self.projection_norm, self.projection(inputs), iteration))
         if self.recurrent:
             if carry is None:
                 carry = self.init_carry(B, K, h.device, h.dtype)
@@ -330,8 +338,8 @@ class Tag(InferenceEngine):
         mask = torch.softmax(logits, dim=1)
         carry = self.init_carry(B, K, x_noisy.device, x_noisy.dtype)
         outs = []
-        for _ in range(iterations):
-            it, carry = self.step(x_noisy, z, mask, carry)
+        for t in range(iterations):
+            it, carry = self.step(x_noisy, z, mask, carry, iteration=t)
             outs.append(it)
             z, mask = it.z, it.mask
         return TagOutput(iterations=outs, aux_cost=x_noisy.new_zeros(()),

@@ -19,7 +19,9 @@ class TagSettings:
     levers that are ours). The inner engine is the experiment's ``ladder`` or ``rladder``
     section (its ``input_dim`` is set to ``projection_dim``). ``cost_weighting``: how the
     per-iteration costs are averaged in training — ``uniform`` (the papers'), ``increasing``
-    (weights ``t / Σ t``) or ``last`` (the last iteration only)."""
+    (weights ``t / Σ t``) or ``last`` (the last iteration only). ``projection_norm_steps``:
+    iterations with their own BatchNorm running statistics in the projection (ours; 1 =
+    shared, the papers')."""
 
     projection_dim: int = 256
     projection_norm: Literal["batch", "layer", "none"] = "batch"
@@ -29,6 +31,7 @@ class TagSettings:
     x_input: bool = False
     z_rank: int = 0
     cost_weighting: Literal["uniform", "increasing", "last"] = "uniform"
+    projection_norm_steps: int = 1
 
 
 def tag_config(settings: TagSettings, inner: Union[LadderConfig, RLadderConfig], *, pixels: int,
@@ -40,7 +43,8 @@ def tag_config(settings: TagSettings, inner: Union[LadderConfig, RLadderConfig],
                      projection_dim=settings.projection_dim, projection_norm=settings.projection_norm,
                      likelihood=likelihood, num_classes=num_classes, init_mean=init_mean,
                      init_logit_std=settings.init_logit_std, mask_skip=settings.mask_skip,
-                     z_skip=settings.z_skip, x_input=settings.x_input, z_rank=settings.z_rank)
+                     z_skip=settings.z_skip, x_input=settings.x_input, z_rank=settings.z_rank,
+                     projection_norm_steps=settings.projection_norm_steps)
 
 
 def grouping_losses(output, x_clean: torch.Tensor, weighting: str = "uniform") -> dict:

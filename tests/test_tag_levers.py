@@ -97,7 +97,33 @@ def test_x_input_and_init_logit_std():
     assert torch.isfinite(out.last.mask).all()
 
 
-@pytest.mark.parametrize("field, value", [("mask_skip", "both"), ("z_rank", -1), ("init_logit_std", 0.0)])
+@pytest.mark.parametrize("kind", KINDS)
+def test_projection_statistics_per_iteration_change_eval_mode_only(kind):
+    """``projection_norm_steps=3``: the same parameters give the same iterations as shared
+    statistics in training mode (batch statistics); in eval mode iteration ``t`` reads the
+    running statistics of step ``min(t, 2)`` and no other."""
+    one, per = make(kind), make(kind, projection_norm_steps=3)
+    shared = {k: v for k, v in one.state_dict().items() if "running" not in k and "num_batches" not in k}
+    missing, unexpected = per.load_state_dict(shared, strict=False)
+    assert not unexpected and all("running" in k or "num_batches" in k for k in missing)
+    assert any(k.startswith("projection_norm.stats.2.") for k in missing)
+    a = one(x_noisy(), iterations=4, generator=torch.Generator().manual_seed(3))
+    b = per(x_noisy(), iterations=4, generator=torch.Generator().manual_seed(3))
+    for ia, ib in zip(a.iterations, b.iterations):
+        torch.testing.assert_close(ia.z, ib.z, rtol=1e-12, atol=1e-12)
+    stats = per.projection_norm.stats
+    assert len(stats) == 3 and not torch.equal(stats[0].running_mean, stats[2].running_mean)
+    per.eval()
+    before = per(x_noisy(), iterations=4, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        stats[1].running_mean.add_(1.0)  # iteration 2's statistics only
+    after = per(x_noisy(), iterations=4, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(after.iterations[0].z, before.iterations[0].z, rtol=0, atol=0)
+    assert not torch.allclose(after.iterations[1].z, before.iterations[1].z)
+
+
+@pytest.mark.parametrize("field, value", [("mask_skip", "both"), ("z_rank", -1), ("init_logit_std", 0.0),
+                                          ("projection_norm_steps", 0)])
 def test_bad_lever_values_are_named(field, value):
     with pytest.raises(ValueError, match=field):
         make(**{field: value})
@@ -145,10 +171,11 @@ def test_uniform_weighting_is_the_papers_cost_bit_for_bit():
 
 
 def test_settings_reach_the_tag_config():
-    s = TagSettings(projection_dim=7, mask_skip="input", z_skip=True, x_input=True, z_rank=2, init_logit_std=2.0)
+    s = TagSettings(projection_dim=7, mask_skip="input", z_skip=True, x_input=True, z_rank=2, init_logit_std=2.0,
+                    projection_norm_steps=4)
     c = tag_config(s, LadderConfig(7, (4,)), pixels=N, noise_var=0.1, groups=2)
-    assert (c.projection_dim, c.mask_skip, c.z_skip, c.x_input, c.z_rank, c.init_logit_std) == \
-        (7, "input", True, True, 2, 2.0)
+    assert (c.projection_dim, c.mask_skip, c.z_skip, c.x_input, c.z_rank, c.init_logit_std,
+            c.projection_norm_steps) == (7, "input", True, True, 2, 2.0, 4)
 
 
 @pytest.mark.slow

@@ -39,6 +39,10 @@ LEVERS: dict[str, tuple[str, ...]] = {
     # the Ladder's combinator (SPEC §3.1) as the RLadder's decoder cell (RTagger only; the
     # Tagger's Ladder has it already)
     "ladder_decoder": ("rladder.decoder_cell=ladder", "rladder.combinator_sigmoid_v=true"),
+    # per-iteration BatchNorm running statistics (Cooijmans et al. 2017): in the RLadder's
+    # decoder cells (RTagger only) and in TAG's projection
+    "step_stats": ("rladder.norm_steps=4",),
+    "projection_step_stats": ("tag.projection_norm_steps=4",),
 }
 EVAL_ITERATIONS = 8
 
