@@ -204,3 +204,24 @@ def test_ladder_decoder_lever_trains_an_rtagger_with_the_ladder_combinator(tmp_p
     assert config["rladder"]["decoder_cell"] == "ladder" and config["rladder"]["combinator_sigmoid_v"] is True
     rows = json.loads((out / "levers.json").read_text())["rows"]
     assert len(rows) == 1 and all(-1.0 <= a <= 1.0 for a in rows[0]["ami"])  # AMI is adjusted for chance: may be < 0
+
+
+def test_mixture_presets_carry_the_grouping_levers_and_papers_tag_switches_them_off():
+    """Every ``mixture`` preset has the levers that made TAG group on; the sweep's
+    ``PAPERS_TAG`` overrides give back exactly the papers' TAG (TagSettings' and
+    RLadderConfig's own defaults)."""
+    from dataclasses import replace
+
+    from experiments.mixture.experiment import PAPERS_TAG, PRESETS
+    from experiments.mixture.levers import variant_overrides
+    from pgm_ladder.training.config import apply_overrides
+
+    for make_preset in PRESETS.values():
+        c = make_preset()
+        assert (c.tag.mask_skip, c.tag.x_input, c.tag.projection_norm_steps) == ("output", True, 4)
+        assert (c.rladder.decoder_cell, c.rladder.combinator_sigmoid_v, c.rladder.norm_steps) == ("ladder", True, 4)
+        papers = apply_overrides(c, PAPERS_TAG)
+        assert papers.tag == replace(TagSettings(), projection_dim=c.tag.projection_dim)
+        assert papers.rladder == RLadderConfig(c.rladder.input_dim, c.rladder.hidden_dims)
+    assert variant_overrides("paper") == list(PAPERS_TAG)
+    assert variant_overrides("+x_input")[-1] == "tag.x_input=true"

@@ -13,6 +13,14 @@ inference (VB, TAG) solves. The model is the same for every run and engine
 
 Task (SPEC §3.3): TAG's denoising cost ``−log Σ_k m_k N(x; z_k, v)`` against the *clean*
 ``x``, averaged over iterations; engines see only ``x̃``.
+
+Engines (every preset): TAG with the grouping levers that made it group
+(docs/results/grouping-levers.md; ours, the papers are silent on them): the likelihood skip
+into the masks (``tag.mask_skip = "output"``), ``x̃`` as a fifth input (``tag.x_input``),
+per-iteration BatchNorm statistics in the projection (``tag.projection_norm_steps``) and, in
+the RTagger, the Ladder's combinator as the RLadder's decoder cell with per-iteration
+statistics (``rladder.decoder_cell = "ladder"``, ``rladder.norm_steps``). :data:`PAPERS_TAG`
+is the list of overrides that gives the papers' TAG instead.
 """
 from __future__ import annotations
 
@@ -76,18 +84,32 @@ class MixtureTask:
         return max(self.iterations, self.eval_iterations)
 
 
+#: the RLadder of the RTagger: the Ladder's combinator (SPEC §3.1) as its decoder cell, and
+#: per-iteration BatchNorm statistics for the trained iterations (ours, module doc)
+RTAGGER_RLADDER = dict(decoder_cell="ladder", combinator_sigmoid_v=True, norm_steps=4)
+
+#: the ``--set`` overrides that switch the levers of the module doc off: the papers' TAG
+PAPERS_TAG: tuple[str, ...] = ("tag.mask_skip=none", "tag.x_input=false", "tag.projection_norm_steps=1",
+                               "rladder.decoder_cell=g1", "rladder.combinator_sigmoid_v=false",
+                               "rladder.norm_steps=1")
+
+
+def _tag_default(projection: int = 256) -> TagSettings:
+    return TagSettings(projection_dim=projection, mask_skip="output", x_input=True, projection_norm_steps=4)
+
+
 def _ladder_default() -> LadderConfig:
     return LadderConfig(input_dim=256, hidden_dims=(128, 64), combinator_sigmoid_v=True)
 
 
 def _rladder_default() -> RLadderConfig:
-    return RLadderConfig(input_dim=256, hidden_dims=(128, 64))
+    return RLadderConfig(input_dim=256, hidden_dims=(128, 64), **RTAGGER_RLADDER)
 
 
 @dataclass
 class MixtureConfig(ExperimentConfig):
     task: MixtureTask = field(default_factory=MixtureTask)
-    tag: TagSettings = field(default_factory=TagSettings)
+    tag: TagSettings = field(default_factory=_tag_default)
     ladder: LadderConfig = field(default_factory=_ladder_default)
     rladder: RLadderConfig = field(default_factory=_rladder_default)
 
@@ -139,9 +161,9 @@ def _preset(steps: int, batch_size: int, eval_samples: int, projection: int, hid
         task=MixtureTask(iterations=4, eval_iterations=eval_iterations, eval_samples=eval_samples,
                          vb_max_iters=vb_max_iters,
                          gold_images=gold[0], gold_warmup=gold[1], gold_samples=gold[2]),
-        tag=TagSettings(projection_dim=projection),
+        tag=_tag_default(projection),
         ladder=LadderConfig(input_dim=projection, hidden_dims=hidden, combinator_sigmoid_v=True),
-        rladder=RLadderConfig(input_dim=projection, hidden_dims=hidden),
+        rladder=RLadderConfig(input_dim=projection, hidden_dims=hidden, **RTAGGER_RLADDER),
     )
 
 

@@ -7,7 +7,9 @@ and off, and write the ablation table (AMI per iteration, denoising cost).
 
 Variants: ``paper`` (every lever off: the papers' TAG), ``all`` (every lever in
 :data:`LEVERS` on), ``all-<lever>`` (all but one) and ``+<lever>`` (the paper's TAG plus
-one). Every run is an ordinary ``pgm-ladder train mixture`` run directory
+one). Every variant starts from the papers' TAG
+(:data:`experiments.mixture.experiment.PAPERS_TAG`, since the presets have the helpful levers
+on) and switches its levers on after it. Every run is an ordinary ``pgm-ladder train mixture`` run directory
 (``OUT/<engine>-<variant>-seed<S>``), trained in its own process with one torch thread,
 ``--parallel`` at a time; a finished run is reused and an interrupted one resumed. The
 table goes to ``OUT/levers.md`` and ``OUT/levers.json``.
@@ -26,6 +28,8 @@ from pathlib import Path
 
 from pgm_ladder.atomic_io import write_json_atomic, write_text_atomic
 from pgm_ladder.formatting import text_table
+
+from .experiment import PAPERS_TAG
 
 #: lever name -> the overrides that switch it on (off = the preset's value)
 LEVERS: dict[str, tuple[str, ...]] = {
@@ -48,15 +52,15 @@ EVAL_ITERATIONS = 8
 
 
 def variant_overrides(variant: str) -> list[str]:
-    """The overrides of ``variant`` (module docstring)."""
+    """The overrides of ``variant`` (module docstring): the papers' TAG, then its levers."""
     if variant == "paper":
-        return []
+        return list(PAPERS_TAG)
     if variant == "all":
-        return [o for sets in LEVERS.values() for o in sets]
+        return [*PAPERS_TAG, *(o for sets in LEVERS.values() for o in sets)]
     if variant.startswith("all-") and variant[4:] in LEVERS:
-        return [o for name, sets in LEVERS.items() if name != variant[4:] for o in sets]
+        return [*PAPERS_TAG, *(o for name, sets in LEVERS.items() if name != variant[4:] for o in sets)]
     if variant.startswith("+") and variant[1:] in LEVERS:
-        return list(LEVERS[variant[1:]])
+        return [*PAPERS_TAG, *LEVERS[variant[1:]]]
     known = ["paper", "all", *(f"all-{n}" for n in LEVERS), *(f"+{n}" for n in LEVERS)]
     raise SystemExit(f"unknown variant {variant!r} (known: {', '.join(known)})")
 
