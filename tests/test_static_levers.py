@@ -110,3 +110,24 @@ def test_jitter_gradients_flow_through_the_extra_iterations():
 def test_bad_lever_values_name_the_field(key, value):
     with pytest.raises((ConfigError, ValueError), match=key.split(".")[1]):
         apply_overrides(exp.PRESETS["smoke"](), [f"{key}={value}"])
+
+
+def test_cpu_and_long_presets_carry_the_measured_levers_and_smoke_trains_them():
+    """cpu: lr 1e-2 and LayerNorm decoder cells (issue 15's measured levers); long: the
+    same trained twice as long; the smoke preset with the same decoder trains (finite
+    loss that falls over 20 Adam steps)."""
+    cpu, long = exp.PRESETS["cpu"](), exp.PRESETS["long"]()
+    assert (cpu.optim.lr, cpu.rladder.decoder_norm) == (1e-2, "layer")
+    assert long.train.steps == 2 * cpu.train.steps
+    assert dataclasses.replace(long, train=cpu.train) == cpu
+    config, parts, _ = smoke_parts("rladder.decoder_norm=layer", "optim.lr=1e-2")
+    parts.model.train()
+    opt = torch.optim.Adam(parts.model.parameters(), lr=config.optim.lr)
+    losses = []
+    for _ in range(20):
+        loss = parts.loss(parts.model, parts.train_batches.next_batch())["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert all(map(lambda v: v == v, losses)) and sum(losses[-5:]) < sum(losses[:5])

@@ -97,7 +97,7 @@ def _ladder_default() -> LadderConfig:
 
 
 def _rladder_default() -> RLadderConfig:
-    return RLadderConfig(input_dim=64, hidden_dims=(128, 64), num_classes=10)
+    return RLadderConfig(input_dim=64, hidden_dims=(128, 64), num_classes=10, decoder_norm="layer")
 
 
 @dataclass
@@ -181,19 +181,25 @@ def build(config: StaticConfig, device: torch.device, seed: int) -> Parts:
 
 
 def _preset(steps: int, batch_size: int, eval_samples: int, hidden=(128, 64), lr=1e-3,
-            iterations: int = 4) -> StaticConfig:
+            iterations: int = 4, decoder_norm: str = "layer") -> StaticConfig:
+    """The RLadder's decoder cells use LayerNorm (ours; docs/results/check-static.md, issue 15:
+    BatchNorm running statistics shared by all iterations made the MSE ratio rise after the
+    second iteration and past the trained horizon). The smoke preset keeps BatchNorm so that
+    its golden numbers (tests/golden/check-static-smoke.json) still pin the code."""
     return StaticConfig(
         train=cosine_schedule(steps, batch_size),
         optim=OptimConfig(lr=lr),
         task=StaticTask(iterations=iterations, eval_samples=eval_samples),
         ladder=LadderConfig(input_dim=64, hidden_dims=hidden, num_classes=10),
-        rladder=RLadderConfig(input_dim=64, hidden_dims=hidden, num_classes=10),
+        rladder=RLadderConfig(input_dim=64, hidden_dims=hidden, num_classes=10, decoder_norm=decoder_norm),
     )
 
 
 PRESETS = {
     "smoke": lambda: _preset(steps=20, batch_size=64, eval_samples=512, hidden=(32, 16),
-                             iterations=2),
-    "cpu": lambda: _preset(steps=4000, batch_size=256, eval_samples=10000),
+                             iterations=2, decoder_norm="batch"),
+    "cpu": lambda: _preset(steps=4000, batch_size=256, eval_samples=10000, lr=1e-2),
+    # the cpu preset trained twice as long (issue 15's targets; docs/results/check-static.md)
+    "long": lambda: _preset(steps=8000, batch_size=256, eval_samples=10000, lr=1e-2),
     "paper": lambda: _preset(steps=50000, batch_size=512, eval_samples=50000, hidden=(256, 128)),
 }
