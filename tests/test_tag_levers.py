@@ -133,7 +133,8 @@ def test_bad_lever_values_are_named(field, value):
 def test_every_lever_on_trains_at_a_smoke_size(kind):
     """All levers on: 30 Adam steps on a two-group toy lower the TAG cost, every parameter
     gets a gradient."""
-    net = make(kind, mask_skip="output", z_skip=True, x_input=True, z_rank=3, init_logit_std=2.0).float()
+    net = make(kind, mask_skip="output", z_skip=True, x_input=True, z_rank=3, init_logit_std=2.0,
+               projection_norm_steps=3).float()
     g = torch.Generator().manual_seed(0)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
 
