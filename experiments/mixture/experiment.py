@@ -48,6 +48,8 @@ EMBEDDED_MODELS = EmbeddedModels(TaggerMixture.textures, {
 embedded_model = EMBEDDED_MODELS.build
 #: deprecated config keys
 RENAMED = {"task.model": "task.explicit_model"}
+#: iterations in training (every preset); the per-iteration statistics cover them
+TRAINED_ITERATIONS = 4
 ENGINES = ("tagger", "rtagger")
 
 
@@ -66,7 +68,7 @@ class MixtureTask:
     model_file: str = ""
     model_file_sha256: str = ""
     engine: Literal["tagger", "rtagger"] = "rtagger"
-    iterations: int = 4
+    iterations: int = TRAINED_ITERATIONS
     eval_iterations: int = 0
     eval_samples: int = 500
     eval_seed: int = 20161205
@@ -86,7 +88,7 @@ class MixtureTask:
 
 #: the RLadder of the RTagger: the Ladder's combinator (SPEC §3.1) as its decoder cell, and
 #: per-iteration BatchNorm statistics for the trained iterations (ours, module doc)
-RTAGGER_RLADDER = dict(decoder_cell="ladder", combinator_sigmoid_v=True, norm_steps=4)
+RTAGGER_RLADDER = dict(decoder_cell="ladder", combinator_sigmoid_v=True, norm_steps=TRAINED_ITERATIONS)
 
 #: the ``--set`` overrides that switch the levers of the module doc off: the papers' TAG
 PAPERS_TAG: tuple[str, ...] = ("tag.mask_skip=none", "tag.x_input=false", "tag.projection_norm_steps=1",
@@ -95,7 +97,8 @@ PAPERS_TAG: tuple[str, ...] = ("tag.mask_skip=none", "tag.x_input=false", "tag.p
 
 
 def _tag_default(projection: int = 256) -> TagSettings:
-    return TagSettings(projection_dim=projection, mask_skip="output", x_input=True, projection_norm_steps=4)
+    return TagSettings(projection_dim=projection, mask_skip="output", x_input=True,
+                       projection_norm_steps=TRAINED_ITERATIONS)
 
 
 def _ladder_default() -> LadderConfig:
@@ -158,7 +161,8 @@ def _preset(steps: int, batch_size: int, eval_samples: int, projection: int, hid
     return MixtureConfig(
         train=cosine_schedule(steps, batch_size),
         optim=OptimConfig(lr=lr),
-        task=MixtureTask(iterations=4, eval_iterations=eval_iterations, eval_samples=eval_samples,
+        task=MixtureTask(iterations=TRAINED_ITERATIONS, eval_iterations=eval_iterations,
+                         eval_samples=eval_samples,
                          vb_max_iters=vb_max_iters,
                          gold_images=gold[0], gold_warmup=gold[1], gold_samples=gold[2]),
         tag=_tag_default(projection),

@@ -31,7 +31,7 @@ from pgm_ladder.formatting import text_table
 
 from .experiment import PAPERS_TAG
 
-#: lever name -> the overrides that switch it on (off = the preset's value)
+#: lever name -> the overrides that switch it on (off = its value in PAPERS_TAG / the defaults)
 LEVERS: dict[str, tuple[str, ...]] = {
     "mask_skip": ("tag.mask_skip=output",),
     "z_skip": ("tag.z_skip=true",),
