@@ -54,13 +54,17 @@ EVAL_ITERATIONS = 8
 def variant_overrides(variant: str) -> list[str]:
     """The overrides of ``variant`` (module docstring): the papers' TAG, then its levers."""
     if variant == "paper":
-        return list(PAPERS_TAG)
-    if variant == "all":
-        return [*PAPERS_TAG, *(o for sets in LEVERS.values() for o in sets)]
-    if variant.startswith("all-") and variant[4:] in LEVERS:
-        return [*PAPERS_TAG, *(o for name, sets in LEVERS.items() if name != variant[4:] for o in sets)]
-    if variant.startswith("+") and variant[1:] in LEVERS:
-        return [*PAPERS_TAG, *LEVERS[variant[1:]]]
+        on = []
+    elif variant == "all":
+        on = list(LEVERS)
+    elif variant.startswith("all-") and variant[4:] in LEVERS:
+        on = [name for name in LEVERS if name != variant[4:]]
+    elif variant.startswith("+") and variant[1:] in LEVERS:
+        on = [variant[1:]]
+    else:
+        on = None
+    if on is not None:
+        return [*PAPERS_TAG, *(o for name in on for o in LEVERS[name])]
     known = ["paper", "all", *(f"all-{n}" for n in LEVERS), *(f"+{n}" for n in LEVERS)]
     raise SystemExit(f"unknown variant {variant!r} (known: {', '.join(known)})")
 
