@@ -22,7 +22,8 @@ AUTOGUIDES = {"normal": AutoNormal, "mvn": AutoMultivariateNormal}
 
 @dataclass
 class SVIFit:
-    """One example's fit: its ``approximation``, the ``steps`` run, ``wall_s`` spent in SVI
+    """One example's fit: its ``approximation`` (a ``GaussianApproximation``, or a
+    ``TrajectoryApproximation`` for a temporal sequence), the ``steps`` run, ``wall_s`` spent in SVI
     steps (KL checks excluded), the ``kl`` at the last check and whether it reached ``target_kl``."""
 
     approximation: GaussianApproximation
@@ -53,37 +54,51 @@ def _moments(model, guide, kind: str) -> GaussianApproximation:
     return GaussianApproximation(post.loc[order][None, None], covs=cov[None])
 
 
+def fit_autoguide(pyro_model, args: tuple, kind: str, moments, kl, max_steps: int = 5000, lr: float = 0.02,
+                  num_particles: int = 8, target_kl: Optional[float] = None, check_every: int = 100,
+                  max_wall_s: Optional[float] = None, seed: int = 0) -> SVIFit:
+    """SVI with an autoguide (``kind`` ``"normal"``: ``AutoNormal``, ``"mvn"``:
+    ``AutoMultivariateNormal``) and ``Trace_ELBO`` on ``pyro_model(*args)`` (one example);
+    every ``check_every`` steps ``kl(moments(guide))`` is computed (outside the timing) and the
+    fit stops once it is ``≤ target_kl``, or at ``max_steps`` / ``max_wall_s`` seconds of SVI
+    steps. The loop shared by the static (:func:`fit_one`) and temporal
+    (:func:`explicit_models.temporal_svi.fit_sequence`) per-example baselines."""
+    if kind not in AUTOGUIDES:
+        raise ValueError(f"kind must be one of {sorted(AUTOGUIDES)}, got {kind!r}")
+    pyro.clear_param_store()
+    pyro.set_rng_seed(seed)
+    guide = AUTOGUIDES[kind](pyro_model, init_scale=0.1)
+    svi = SVI(pyro_model, guide, pyro.optim.Adam({"lr": lr}),
+              Trace_ELBO(num_particles=num_particles, vectorize_particles=True))
+    wall, steps, value = 0.0, 0, float("inf")
+    while steps < max_steps:
+        start = time.perf_counter()
+        for _ in range(check_every):
+            svi.step(*args)
+        wall += time.perf_counter() - start
+        steps += check_every
+        with torch.no_grad():
+            q = moments(guide)
+            value = float(kl(q))
+        if (target_kl is not None and value <= target_kl) or (max_wall_s is not None and wall >= max_wall_s):
+            break
+    return SVIFit(q, steps, wall, value, target_kl is not None and value <= target_kl)
+
+
 def fit_one(model, x_noisy, kind: str = "mvn", max_steps: int = 5000, lr: float = 0.02,
             num_particles: int = 8, target_kl: Optional[float] = None, check_every: int = 100,
             max_wall_s: Optional[float] = None, seed: int = 0) -> SVIFit:
-    """Per-example SVI on one input ``x_noisy`` ``(1, n_0)`` with an autoguide (``kind``
-    ``"normal"`` or ``"mvn"``) and ``Trace_ELBO``; every ``check_every`` steps the closed-form
-    KL is computed (outside the timing) and the fit stops once it is ``≤ target_kl``, or at
-    ``max_steps`` / ``max_wall_s`` seconds of SVI steps."""
+    """Per-example SVI on one input ``x_noisy`` ``(1, n_0)`` (:func:`fit_autoguide`), scored
+    by the closed-form KL to the exact posterior (SPEC §3.5)."""
     _gaussian_top(model, "fit_one")
     if kind not in AUTOGUIDES:
         raise ValueError(f"kind must be one of {sorted(AUTOGUIDES)}, got {kind!r}")
     x = model.check_x_noisy(x_noisy)
     if x.shape[0] != 1:
         raise ValueError(f"x_noisy: per-example SVI takes one example, got a batch of {x.shape[0]}")
-    pyro.clear_param_store()
-    pyro.set_rng_seed(seed)
-    guide = AUTOGUIDES[kind](model.pyro_model, init_scale=0.1)
-    svi = SVI(model.pyro_model, guide, pyro.optim.Adam({"lr": lr}),
-              Trace_ELBO(num_particles=num_particles, vectorize_particles=True))
-    wall, steps, kl = 0.0, 0, float("inf")
-    while steps < max_steps:
-        start = time.perf_counter()
-        for _ in range(check_every):
-            svi.step(x)
-        wall += time.perf_counter() - start
-        steps += check_every
-        with torch.no_grad():
-            q = _moments(model, guide, kind)
-            kl = float(q.kl(model, x)[0])
-        if (target_kl is not None and kl <= target_kl) or (max_wall_s is not None and wall >= max_wall_s):
-            break
-    return SVIFit(q, steps, wall, kl, target_kl is not None and kl <= target_kl)
+    return fit_autoguide(model.pyro_model, (x,), kind, lambda guide: _moments(model, guide, kind),
+                         lambda q: q.kl(model, x)[0], max_steps, lr, num_particles, target_kl,
+                         check_every, max_wall_s, seed)
 
 
 def nuts_one(model, x_noisy, num_samples: int = 100, warmup: int = 100, seed: int = 0):

@@ -8,7 +8,7 @@ Per iteration ``t`` (widths ``n_0 = input_dim``, ``n_l = hidden_dims[l-1]``)::
     d_L,t = dec_L(top_down=e_L,t, lateral=e_L,t)             top: "from above" = e_L itself
     d_l,t = dec_l(d_l+1,t, e_l,t)                            l = L-1..1
     d_0,t = dec_0(d_1,t, x_noisy)
-    denoised_t = d_0,t  (or a linear read-out of it);  class_logits_t = Linear(e_L,t)
+    denoised_t = d_0,t  (or a linear read-out of it);  class_logits_t = Linear(e_L,t) (or an MLP)
 
 ``d_l,0 = 0``. Decoder cells are stateless; encoder cells keep their state across
 iterations (a static input is re-presented every iteration). Decoder widths equal the
@@ -53,7 +53,9 @@ class RLadderConfig:
     Attributes:
         input_dim: input width ``n_0``.
         hidden_dims: encoder (and decoder) widths ``(n_1, ..., n_L)``.
-        num_classes: linear class head on ``e_L,t`` (0: no head).
+        num_classes: class head on ``e_L,t`` (0: no head).
+        class_head_hidden: width of the class head's hidden ReLU layer (ours; 0: the
+            papers' linear head ``Linear(e_L,t)``).
         encoder_cell: ``"gru"`` | ``"lstm"``.
         decoder_cell: ``"g1"`` (our gated cell) | ``"ladder"`` (the §3.1 combinator).
         use_decoder: ``False`` = hierarchical RNN (encoder only).
@@ -80,6 +82,7 @@ class RLadderConfig:
     denoise_readout: str = "identity"
     combinator_sigmoid_v: bool = False
     norm_steps: int = 1
+    class_head_hidden: int = 0
 
     def __post_init__(self) -> None:
         cu.check_positive_int(self.input_dim, "input_dim")
@@ -94,6 +97,7 @@ class RLadderConfig:
         cu.check_choice(self.denoise_readout, READOUTS, "denoise_readout")
         cu.check_bool(self.combinator_sigmoid_v, "combinator_sigmoid_v")
         cu.check_positive_int(self.norm_steps, "norm_steps")
+        cu.check_nonnegative_int(self.class_head_hidden, "class_head_hidden")
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -109,6 +113,14 @@ class RLadderCarry:
     encoder_states: list[Any]
     decoder_outputs: list[torch.Tensor] = field(default_factory=list)  # d_0..d_L; [] w/o decoder
     step: int = 0
+
+
+def class_head(width: int, hidden: int, num_classes: int) -> nn.Module:
+    """``Linear(width → num_classes)`` (``hidden = 0``, SPEC §3.2) or
+    ``Linear(hidden → num_classes) ∘ ReLU ∘ Linear(width → hidden)`` (ours)."""
+    if hidden == 0:
+        return nn.Linear(width, num_classes)
+    return nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
 
 
 class RLadder(InferenceEngine, SequenceEngine):
@@ -146,7 +158,8 @@ class RLadder(InferenceEngine, SequenceEngine):
             self.denoise_head = nn.Linear(n[0], n[0])
         else:
             self.denoise_head = None
-        self.class_head = nn.Linear(n[L], config.num_classes) if config.num_classes > 0 else None
+        self.class_head = (class_head(n[L], config.class_head_hidden, config.num_classes)
+                           if config.num_classes > 0 else None)
 
     def init_carry(self, batch: int, device: torch.device, dtype: torch.dtype) -> RLadderCarry:
         """Zero encoder states and zero ``d_l,0``."""

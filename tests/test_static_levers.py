@@ -106,8 +106,29 @@ def test_jitter_gradients_flow_through_the_extra_iterations():
     assert all(g is None or bool(torch.isfinite(g).all()) for g in grads)
 
 
+def test_class_head_hidden_is_an_mlp_on_the_top_encoder_state():
+    """``rladder.class_head_hidden=H``: the logits of every iteration are
+    ``Linear(ReLU(Linear(e_L,t)))`` of that iteration's top encoder state; 0 (default) is the
+    papers' linear head."""
+    config, parts, batch = smoke_parts("rladder.class_head_hidden=7")
+    net = parts.model
+    assert config.rladder.class_head_hidden == 7 and isinstance(net.class_head, torch.nn.Sequential)
+    assert net.class_head[0].out_features == 7
+    x_noisy = batch[0]
+    carry = net.init_carry(x_noisy.shape[0], x_noisy.device, x_noisy.dtype)
+    for _ in range(3):
+        enc, _ = net._encoder(x_noisy, carry)
+        out, carry = net.step(x_noisy, carry)
+        lin1, lin2 = net.class_head[0], net.class_head[2]
+        expected = F.linear(torch.relu(F.linear(enc[-1], lin1.weight, lin1.bias)), lin2.weight, lin2.bias)
+        assert torch.allclose(out.class_logits, expected, atol=1e-6)
+    _, default, _ = smoke_parts()
+    assert isinstance(default.model.class_head, torch.nn.Linear)
+
+
 @pytest.mark.parametrize("key, value", [("task.iterations_jitter", "-1"),
-                                        ("task.cost_weighting", "decreasing")])
+                                        ("task.cost_weighting", "decreasing"),
+                                        ("rladder.class_head_hidden", "-3")])
 def test_bad_lever_values_name_the_field(key, value):
     with pytest.raises((ConfigError, ValueError), match=key.split(".")[1]):
         apply_overrides(exp.PRESETS["smoke"](), [f"{key}={value}"])
