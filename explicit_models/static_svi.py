@@ -38,18 +38,29 @@ def _gaussian_top(model, what: str) -> None:
         raise ValueError(f"{what}: needs a Gaussian top (the autoguides have no discrete site c)")
 
 
+def latent_positions(guide) -> dict:
+    """``{site: indices}``: where each latent site sits in the joint latent vector of an
+    ``AutoContinuous`` guide (``AutoMultivariateNormal``): the sites in the order the model
+    samples them, each flattened."""
+    start, where = 0, {}
+    for name, shape in guide._unconstrained_shapes.items():
+        size = int(torch.Size(shape).numel())
+        where[name] = torch.arange(start, start + size)
+        start += size
+    return where
+
+
 def _moments(model, guide, kind: str) -> GaussianApproximation:
     """The autoguide's posterior as stacked ``s_0 .. s_L`` moments (batch of one)."""
-    L, widths = model.depth, model.widths
+    L = model.depth
     if kind == "normal":
         locs, scales = zip(*(guide._get_loc_and_scale(f"s_{l}") for l in range(L + 1)))
         mean = torch.cat([v.reshape(-1) for v in locs])
         var = torch.cat([v.reshape(-1) for v in scales]).pow(2)
         return GaussianApproximation(mean[None, None], variances=var[None, None])
-    post = guide.get_posterior()  # over the sites in model order: s_L .. s_0
-    sizes = [widths[l] for l in reversed(range(L + 1))]
-    starts = [sum(sizes[:i]) for i in range(L + 1)]
-    order = torch.cat([torch.arange(starts[L - l], starts[L - l] + widths[l]) for l in range(L + 1)])
+    post = guide.get_posterior()
+    where = latent_positions(guide)
+    order = torch.cat([where[f"s_{l}"] for l in range(L + 1)])
     cov = post.covariance_matrix[order][:, order]
     return GaussianApproximation(post.loc[order][None, None], covs=cov[None])
 
@@ -91,8 +102,6 @@ def fit_one(model, x_noisy, kind: str = "mvn", max_steps: int = 5000, lr: float 
     """Per-example SVI on one input ``x_noisy`` ``(1, n_0)`` (:func:`fit_autoguide`), scored
     by the closed-form KL to the exact posterior (SPEC §3.5)."""
     _gaussian_top(model, "fit_one")
-    if kind not in AUTOGUIDES:
-        raise ValueError(f"kind must be one of {sorted(AUTOGUIDES)}, got {kind!r}")
     x = model.check_x_noisy(x_noisy)
     if x.shape[0] != 1:
         raise ValueError(f"x_noisy: per-example SVI takes one example, got a batch of {x.shape[0]}")

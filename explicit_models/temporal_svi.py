@@ -11,7 +11,7 @@ from typing import Optional
 
 import torch
 
-from .static_svi import AUTOGUIDES, SVIFit, fit_autoguide
+from .static_svi import SVIFit, fit_autoguide, latent_positions
 from .temporal_divergence import TrajectoryApproximation, trajectory_posterior
 
 
@@ -30,16 +30,9 @@ def autoguide_moments(model, guide, kind: str, steps: int) -> TrajectoryApproxim
         mean = torch.cat([v.reshape(-1) for v in locs])
         var = torch.cat([v.reshape(-1) for v in scales]).pow(2)
         return TrajectoryApproximation(mean[None], variances=var[None])
-    post = guide.get_posterior()  # over the sites in the order the model samples them
-    start, where = 0, {}
-    for name, shape in guide._unconstrained_shapes.items():
-        size = int(torch.Size(shape).numel())
-        where[name] = torch.arange(start, start + size)
-        start += size
-    missing = [name for name in sites if name not in where]
-    if missing or start != post.loc.shape[-1]:
-        raise ValueError(f"autoguide sites do not match the trajectory: missing {missing[:3]}, "
-                         f"latent size {post.loc.shape[-1]} vs {start}")
+    post, where = guide.get_posterior(), latent_positions(guide)
+    if sorted(where) != sorted(sites):
+        raise ValueError(f"autoguide sites {sorted(where)[:3]}… are not the trajectory's {sites[:3]}…")
     order = torch.cat([where[name] for name in sites])
     cov = post.covariance_matrix[order][:, order]
     return TrajectoryApproximation(post.loc[order][None], covs=cov[None])
@@ -51,8 +44,6 @@ def fit_sequence(model, x_noisy, visibility=None, kind: str = "mvn", max_steps: 
     """Per-sequence SVI on one sequence ``x_noisy`` ``(1, T, n_0)`` (with its ``visibility``)
     by :func:`~explicit_models.static_svi.fit_autoguide`, scored every ``check_every`` steps
     by ``KL(q ‖ p(s_0:T | x̃))`` in closed form (SPEC §3.5)."""
-    if kind not in AUTOGUIDES:
-        raise ValueError(f"kind must be one of {sorted(AUTOGUIDES)}, got {kind!r}")
     x, o = model.check_inputs(x_noisy, visibility)
     if x.shape[0] != 1:
         raise ValueError(f"x_noisy: per-sequence SVI takes one sequence, got a batch of {x.shape[0]}")
