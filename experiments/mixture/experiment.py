@@ -174,8 +174,9 @@ def _preset(steps: int, batch_size: int, eval_samples: int, projection: int, hid
 PRESETS = {
     "smoke": lambda: _preset(steps=10, batch_size=16, eval_samples=32, projection=32, hidden=(32, 16),
                              vb_max_iters=20, gold=(4, 10, 10), eval_iterations=6),
+    # lr 1e-3 (was 2e-3 until session 15: docs/results/grouping-levers.md, +0.01 AMI after 4 iterations)
     "cpu": lambda: _preset(steps=2500, batch_size=64, eval_samples=500, projection=256, hidden=(128, 64),
-                           lr=2e-3),
+                           lr=1e-3),
     "paper": lambda: _preset(steps=50000, batch_size=128, eval_samples=2000, projection=256, hidden=(256, 128),
                              gold=(500, 500, 500)),
 }
