@@ -56,6 +56,26 @@ def test_cost_weighting_matches_the_per_iteration_costs():
     assert len({round(v, 6) for v in losses.values()}) == 3  # the weightings do differ here
 
 
+def test_class_cost_weighting_weights_the_cross_entropy_on_its_own():
+    """class_cost_weighting=last: loss = Σ_t MSE_t + T·CE_T (denoising uniform, class read-out
+    on the final iteration only); 'same' follows cost_weighting."""
+    config, parts, batch = smoke_parts()
+    x_noisy, x_clean, classes = batch
+    T = config.task.iterations
+    with torch.no_grad():
+        out = parts.model(x_noisy, iterations=T, x_clean=x_clean)
+        mse = torch.stack([F.mse_loss(it.denoised, x_clean) for it in out.iterations]).double()
+        ce = torch.stack([F.cross_entropy(it.class_logits, classes) for it in out.iterations]).double()
+
+        def loss(**kw):
+            return float(exp.task_losses(parts.model, batch, dataclasses.replace(config.task, **kw))["loss"])
+        assert loss(class_cost_weighting="last") == pytest.approx(float(mse.sum() + T * ce[-1]), rel=1e-5)
+        assert loss(cost_weighting="last", class_cost_weighting="uniform") == pytest.approx(
+            float(T * mse[-1] + ce.sum()), rel=1e-5)
+        assert loss(cost_weighting="last", class_cost_weighting="same") == pytest.approx(
+            float(T * (mse[-1] + ce[-1])), rel=1e-5)
+
+
 class CountingEngine(torch.nn.Module):
     """Wraps an engine and records the iteration count of every call."""
 
@@ -128,6 +148,7 @@ def test_class_head_hidden_is_an_mlp_on_the_top_encoder_state():
 
 @pytest.mark.parametrize("key, value", [("task.iterations_jitter", "-1"),
                                         ("task.cost_weighting", "decreasing"),
+                                        ("task.class_cost_weighting", "first"),
                                         ("rladder.class_head_hidden", "-3")])
 def test_bad_lever_values_name_the_field(key, value):
     with pytest.raises((ConfigError, ValueError), match=key.split(".")[1]):

@@ -56,7 +56,9 @@ class StaticTask:
     top read-out against the sampled class (SPEC §3.2), plus the engine's auxiliary cost.
     ``cost_weighting`` weights the iterations in that sum (ours,
     :mod:`pgm_ladder.training.iteration_costs`; the weights are scaled to sum to
-    ``iterations``, so ``uniform`` is the papers' plain sum).
+    ``iterations``, so ``uniform`` is the papers' plain sum). ``class_cost_weighting``
+    (ours) weights the cross-entropy's iterations on their own (``same``: as
+    ``cost_weighting``), e.g. ``last`` trains the class read-out on the final iteration only.
     ``iterations_jitter`` (ours): each training batch runs ``iterations + j`` iterations,
     ``j`` uniform in ``0..iterations_jitter`` (drawn from torch's global generator, which
     checkpoints save), so the engine is trained past the horizon it is scored at.
@@ -73,6 +75,7 @@ class StaticTask:
     denoise_weight: float = 1.0
     class_weight: float = 1.0
     cost_weighting: Literal["uniform", "increasing", "last"] = "uniform"
+    class_cost_weighting: Literal["same", "uniform", "increasing", "last"] = "same"
     iterations_jitter: int = 0
     eval_samples: int = 10000
     eval_seed: int = 20171204
@@ -90,6 +93,9 @@ class StaticTask:
         if self.cost_weighting not in COST_WEIGHTINGS:
             raise ValueError(f"task.cost_weighting: expected one of {COST_WEIGHTINGS}, "
                              f"got {self.cost_weighting!r}")
+        if self.class_cost_weighting != "same" and self.class_cost_weighting not in COST_WEIGHTINGS:
+            raise ValueError(f"task.class_cost_weighting: expected 'same' or one of {COST_WEIGHTINGS}, "
+                             f"got {self.class_cost_weighting!r}")
 
 
 def _ladder_default() -> LadderConfig:
@@ -133,7 +139,8 @@ def task_losses(engine, batch, task: StaticTask) -> dict:
     values = {"mse_last": mse[-1].detach()}
     if classes is not None and out.last.class_logits is not None:
         ce = torch.stack([F.cross_entropy(it.class_logits, classes) for it in out.iterations])
-        loss = loss + task.class_weight * weighted(ce)
+        class_weighting = task.cost_weighting if task.class_cost_weighting == "same" else task.class_cost_weighting
+        loss = loss + task.class_weight * _weighted_sum(class_weighting)(ce)
         values["ce_last"] = ce[-1].detach()
     if torch.is_tensor(out.aux_cost) and out.aux_cost.requires_grad:
         values["aux_cost"] = out.aux_cost.detach()
